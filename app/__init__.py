@@ -1,0 +1,1 @@
+"""Rimay: an open IVR and SMS hotline backend."""

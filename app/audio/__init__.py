@@ -1,0 +1,1 @@
+"""Audio for flow prompts: recorded and generated files, their build and their HTTP route."""

@@ -1,0 +1,35 @@
+"""Typed audio errors, each with a message an operator can act on."""
+
+from __future__ import annotations
+
+INSTALL_HINT = "apt-get install espeak-ng lame"
+
+
+class AudioError(Exception):
+    """Base class for audio problems."""
+
+
+class AudioToolMissing(AudioError):  # noqa: N818 -- domain names read as events, like CaseNotFound
+    """An external audio tool (espeak-ng, lame) is not installed."""
+
+    def __init__(self, tool: str) -> None:
+        super().__init__(f"{tool} is not installed or not on PATH; install it with: {INSTALL_HINT}")
+        self.tool = tool
+
+
+class UnknownVoiceError(AudioError):
+    """The synthesizer has no voice for a language."""
+
+    def __init__(self, synthesizer: str, language: str) -> None:
+        super().__init__(
+            f"{synthesizer} has no voice for language {language!r}; record the prompts or configure a voice"
+        )
+        self.language = language
+
+
+class SynthesisError(AudioError):
+    """An audio tool ran but failed; the message carries its error output."""
+
+
+class AudioDirsOverlapError(AudioError):
+    """The generated dir overlaps the recorded dir, so a build could overwrite recordings."""

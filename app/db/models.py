@@ -1,0 +1,7 @@
+"""Every model, imported in one place so Alembic and tests see the whole schema."""
+
+from app.callers.models import Caller
+from app.db.base import Base
+from app.sessions.models import CallSession, Interaction, WebhookDelivery
+
+__all__ = ["Base", "CallSession", "Caller", "Interaction", "WebhookDelivery"]

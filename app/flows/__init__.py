@@ -1,0 +1,1 @@
+"""Flow definitions and the pure engine that walks them."""

@@ -1,0 +1,208 @@
+"""The flow engine: definition + state + input -> new state + events. Pure; no I/O, no clock."""
+
+from __future__ import annotations
+
+from app.flows.events import (
+    Ask,
+    Digits,
+    EndReason,
+    Event,
+    Hangup,
+    Input,
+    InputReceived,
+    LanguageChosen,
+    NodeEntered,
+    NodeKind,
+    Outcome,
+    Prompt,
+    RunState,
+    Say,
+    Step,
+)
+from app.flows.model import (
+    ARTICLE_BACK_KEY,
+    ARTICLE_NEXT_KEY,
+    ARTICLE_REPEAT_KEY,
+    LANGUAGE_KEY,
+    MAIN_MENU_KEY,
+    REPEAT_KEY,
+    ArticleNode,
+    EndNode,
+    FlowDefinition,
+    LanguageMenuNode,
+    MenuNode,
+    MessageNode,
+    Text,
+    system_prompt_key,
+)
+
+MAX_STEPS = 25
+"""Nodes entered per input; more means a loop in the flow, which must not hang a request."""
+MAX_RETRIES = 2
+"""Re-prompts after an invalid or missing key press before ending politely."""
+
+AnyNode = MessageNode | MenuNode | LanguageMenuNode | ArticleNode | EndNode
+_KINDS: dict[type, NodeKind] = {
+    MessageNode: NodeKind.MESSAGE,
+    MenuNode: NodeKind.MENU,
+    LanguageMenuNode: NodeKind.LANGUAGE_MENU,
+    ArticleNode: NodeKind.ARTICLE,
+    EndNode: NodeKind.END,
+}
+
+
+class FlowLoopError(RuntimeError):
+    """A flow went through too many nodes for one input."""
+
+
+def start(flow: FlowDefinition, *, language: str | None = None) -> Step:
+    """Begin a conversation; a caller with a remembered language starts at ``returning``."""
+    if language not in flow.languages:
+        language = None
+    entry = flow.returning if language is not None and flow.returning is not None else flow.start
+    run = _Run(flow, language)
+    return run.finish(run.enter(entry))
+
+
+def resume(flow: FlowDefinition, state: RunState, given: Input) -> Step:
+    """Apply one input to a waiting conversation."""
+    run = _Run(flow, state.language)
+    if state.ended:
+        return run.finish(state, Hangup(EndReason.COMPLETED))
+    node = flow.nodes.get(state.node)
+    if node is None:
+        # The flow was edited during the call; the main menu is the safe place to land.
+        return run.finish(run.enter(flow.main if state.language else flow.start))
+    if isinstance(node, MessageNode | EndNode):
+        return run.finish(run.enter(state.node))
+    if not isinstance(given, Digits) or given.value == "":
+        return run.finish(run.retry(state, node, "", Outcome.NO_INPUT))
+    key = given.value.strip()
+    if isinstance(node, MenuNode):
+        return run.finish(run.on_menu(state, node, key))
+    if isinstance(node, LanguageMenuNode):
+        return run.finish(run.on_language(state, node, key))
+    return run.finish(run.on_article(state, node, key))
+
+
+class _Run:
+    """Collects the events of one engine call and counts the nodes entered."""
+
+    def __init__(self, flow: FlowDefinition, language: str | None) -> None:
+        self.flow = flow
+        self.language = language
+        self.events: list[Event] = []
+        self.steps = 0
+
+    def finish(self, state: RunState, *extra: Event) -> Step:
+        return Step(state=state, events=(*self.events, *extra))
+
+    def enter(self, node_id: str) -> RunState:
+        while True:
+            self.steps += 1
+            if self.steps > MAX_STEPS:
+                raise FlowLoopError(f"flow {self.flow.id!r} entered more than {MAX_STEPS} nodes for one input")
+            node = self.flow.node(node_id)
+            self.events.append(NodeEntered(node_id, _KINDS[type(node)]))
+            self.say(node_id, node.prompt, every_language=isinstance(node, LanguageMenuNode))
+            if isinstance(node, MessageNode):
+                node_id = node.next
+                continue
+            if isinstance(node, EndNode):
+                self.events.append(Hangup(EndReason.COMPLETED))
+                return RunState(node=node_id, language=self.language, ended=True)
+            if isinstance(node, ArticleNode):
+                self.say_system(_after_article(node))
+            self.ask(node_id, node)
+            return RunState(node=node_id, language=self.language)
+
+    def on_menu(self, state: RunState, node: MenuNode, key: str) -> RunState:
+        option = node.options.get(key)
+        if option is not None:
+            return self.go(state, NodeKind.MENU, key, Outcome.CHOSEN, option.next)
+        return self.conventions(state, node, key) or self.retry(state, node, key, Outcome.INVALID)
+
+    def on_language(self, state: RunState, node: LanguageMenuNode, key: str) -> RunState:
+        language = node.options.get(key)
+        if language is None:
+            if key == MAIN_MENU_KEY and self.language is not None:
+                return self.go(state, NodeKind.LANGUAGE_MENU, key, Outcome.MAIN_MENU, self.flow.main)
+            if key == REPEAT_KEY:
+                return self.go(state, NodeKind.LANGUAGE_MENU, key, Outcome.REPEAT, state.node)
+            return self.retry(state, node, key, Outcome.INVALID)
+        self.events.append(InputReceived(state.node, NodeKind.LANGUAGE_MENU, key, Outcome.CHOSEN, node.next))
+        self.events.append(LanguageChosen(language))
+        self.language = language
+        return self.enter(node.next)
+
+    def on_article(self, state: RunState, node: ArticleNode, key: str) -> RunState:
+        kind = NodeKind.ARTICLE
+        if key == ARTICLE_REPEAT_KEY:
+            return self.go(state, kind, key, Outcome.REPEAT, state.node)
+        if key == ARTICLE_NEXT_KEY and node.next is not None:
+            return self.go(state, kind, key, Outcome.NEXT, node.next)
+        if key == ARTICLE_BACK_KEY:
+            return self.go(state, kind, key, Outcome.BACK, node.back)
+        if key == MAIN_MENU_KEY:
+            return self.go(state, kind, key, Outcome.MAIN_MENU, self.flow.main)
+        return self.retry(state, node, key, Outcome.INVALID)
+
+    def conventions(self, state: RunState, node: MenuNode, key: str) -> RunState | None:
+        """The keys every menu understands: 0 repeats, 9 main menu, * language."""
+        if key == REPEAT_KEY:
+            return self.go(state, NodeKind.MENU, key, Outcome.REPEAT, state.node)
+        if key == MAIN_MENU_KEY:
+            return self.go(state, NodeKind.MENU, key, Outcome.MAIN_MENU, self.flow.main)
+        language_menu = self.flow.language_menu()
+        if key == LANGUAGE_KEY and language_menu is not None:
+            return self.go(state, NodeKind.MENU, key, Outcome.LANGUAGE_MENU, language_menu)
+        return None
+
+    def go(self, state: RunState, kind: NodeKind, key: str, outcome: Outcome, target: str) -> RunState:
+        self.events.append(InputReceived(state.node, kind, key, outcome, target))
+        return self.enter(target)
+
+    def retry(self, state: RunState, node: MenuNode | LanguageMenuNode | ArticleNode, key: str,
+              outcome: Outcome) -> RunState:
+        kind = _KINDS[type(node)]
+        self.events.append(InputReceived(state.node, kind, key, outcome))
+        attempts = state.attempts + 1
+        if attempts > MAX_RETRIES:
+            self.say_system("goodbye")
+            self.events.append(Hangup(EndReason.TOO_MANY_RETRIES))
+            return state.model_copy(update={"attempts": attempts, "ended": True})
+        self.say_system("no_input" if outcome is Outcome.NO_INPUT else "invalid")
+        if isinstance(node, ArticleNode):
+            self.say_system(_after_article(node))
+        else:
+            self.say(state.node, node.prompt, every_language=isinstance(node, LanguageMenuNode))
+        self.ask(state.node, node)
+        return state.model_copy(update={"attempts": attempts})
+
+    def ask(self, node_id: str, node: MenuNode | LanguageMenuNode | ArticleNode) -> None:
+        self.events.append(Ask(node_id, _keys(self.flow, node, self.language), self.flow.input_timeout))
+
+    def say_system(self, name: str) -> None:
+        self.say(system_prompt_key(name), self.flow.system[name])
+
+    def say(self, key: str, text: Text, *, every_language: bool = False) -> None:
+        """Say a prompt in the caller's language, or in every language until one is chosen."""
+        languages = self.flow.languages if every_language or self.language is None else [self.language]
+        for lang in languages:
+            self.events.append(Say(Prompt(self.flow.id, key, lang, text[lang])))
+
+
+def _after_article(node: ArticleNode) -> str:
+    return "after_article" if node.next is not None else "after_last_article"
+
+
+def _keys(flow: FlowDefinition, node: MenuNode | LanguageMenuNode | ArticleNode,
+          language: str | None) -> tuple[str, ...]:
+    """The keys that mean something at a node, for channels that list or restrict them."""
+    if isinstance(node, MenuNode):
+        extra = [REPEAT_KEY, MAIN_MENU_KEY] + ([LANGUAGE_KEY] if flow.language_menu() else [])
+        return (*node.options, *extra)
+    if isinstance(node, LanguageMenuNode):
+        return (*node.options, REPEAT_KEY, *([MAIN_MENU_KEY] if language else []))
+    keys = [ARTICLE_REPEAT_KEY, *([ARTICLE_NEXT_KEY] if node.next else []), ARTICLE_BACK_KEY, MAIN_MENU_KEY]
+    return tuple(keys)

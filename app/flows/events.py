@@ -1,0 +1,134 @@
+"""Inputs, state and channel-neutral events of the flow engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+
+class RunState(BaseModel):
+    """Where a caller is in a flow; stored as JSON on the session."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    node: str
+    language: str | None = None
+    attempts: int = 0
+    ended: bool = False
+
+
+@dataclass(frozen=True)
+class Digits:
+    """Keys the caller pressed (may be empty, long or wrong: the engine decides)."""
+
+    value: str
+
+
+@dataclass(frozen=True)
+class NoInput:
+    """The caller pressed nothing before the timeout."""
+
+
+Input = Digits | NoInput
+
+
+class NodeKind(StrEnum):
+    """What kind of step an interaction records."""
+
+    MESSAGE = "message"
+    MENU = "menu"
+    LANGUAGE_MENU = "language_menu"
+    ARTICLE = "article"
+    END = "end"
+
+
+class Outcome(StrEnum):
+    """What became of one input."""
+
+    CHOSEN = "chosen"
+    REPEAT = "repeat"
+    MAIN_MENU = "main_menu"
+    LANGUAGE_MENU = "language_menu"
+    NEXT = "next"
+    BACK = "back"
+    INVALID = "invalid"
+    NO_INPUT = "no_input"
+
+
+class EndReason(StrEnum):
+    """Why the engine hung up."""
+
+    COMPLETED = "completed"
+    TOO_MANY_RETRIES = "too_many_retries"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Something to say, identified so a channel can find its recording."""
+
+    flow_id: str
+    key: str
+    language: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Say:
+    """Play or say a prompt."""
+
+    prompt: Prompt
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Wait for one key press at a node."""
+
+    node: str
+    keys: tuple[str, ...]
+    timeout: int
+
+
+@dataclass(frozen=True)
+class NodeEntered:
+    """The caller reached a node (a message was played, a menu offered)."""
+
+    node: str
+    kind: NodeKind
+
+
+@dataclass(frozen=True)
+class InputReceived:
+    """The caller answered at a node; ``value`` is the key, ``target`` where it led."""
+
+    node: str
+    kind: NodeKind
+    value: str
+    outcome: Outcome
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class LanguageChosen:
+    """The caller chose a language; hosts remember it for the caller."""
+
+    language: str
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """End the conversation."""
+
+    reason: EndReason
+
+
+Event = Say | Ask | NodeEntered | InputReceived | LanguageChosen | Hangup
+
+
+@dataclass(frozen=True)
+class Step:
+    """The engine's answer to one input."""
+
+    state: RunState
+    events: tuple[Event, ...]

@@ -1,0 +1,141 @@
+"""Flow definitions: pure data, validated when loaded."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+NodeId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+LanguageTag = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
+Text = dict[str, str]
+"""Text per language tag, e.g. ``{"es": "...", "qu": "..."}``."""
+
+KEYPAD = frozenset("0123456789*#")
+REPEAT_KEY = "0"
+MAIN_MENU_KEY = "9"
+LANGUAGE_KEY = "*"
+RESERVED_MENU_KEYS = frozenset({REPEAT_KEY, MAIN_MENU_KEY, LANGUAGE_KEY})
+ARTICLE_REPEAT_KEY = "1"
+ARTICLE_NEXT_KEY = "2"
+ARTICLE_BACK_KEY = "0"
+
+SYSTEM_PROMPTS = ("invalid", "no_input", "goodbye", "error", "after_article", "after_last_article")
+"""Prompts the engine speaks itself; every flow defines each in every language."""
+
+
+class ReviewStatus(StrEnum):
+    """How far a language's text can be trusted."""
+
+    REVIEWED = "reviewed"
+    DRAFT = "draft"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MenuOption(_Strict):
+    """One key of a menu: where it leads and a short label for text menus."""
+
+    next: NodeId
+    label: Text | None = None
+
+
+class MessageNode(_Strict):
+    """Plays a prompt, then moves on without waiting for input."""
+
+    type: Literal["message"]
+    prompt: Text
+    next: NodeId
+
+
+class MenuNode(_Strict):
+    """Plays a prompt and routes on one key press."""
+
+    type: Literal["menu"]
+    prompt: Text
+    options: dict[str, MenuOption]
+
+
+class LanguageMenuNode(_Strict):
+    """Lets the caller choose a language; the choice is remembered for the caller."""
+
+    type: Literal["language_menu"]
+    prompt: Text
+    options: dict[str, LanguageTag]
+    next: NodeId
+
+
+class ArticleNode(_Strict):
+    """A library message: plays, then offers repeat, next message and back."""
+
+    type: Literal["article"]
+    prompt: Text
+    source: Annotated[str, StringConstraints(min_length=3)]
+    back: NodeId
+    next: NodeId | None = None
+
+
+class EndNode(_Strict):
+    """Says goodbye and hangs up."""
+
+    type: Literal["end"]
+    prompt: Text
+
+
+Node = Annotated[
+    MessageNode | MenuNode | LanguageMenuNode | ArticleNode | EndNode,
+    Field(discriminator="type"),
+]
+WAITING_NODES = (MenuNode, LanguageMenuNode, ArticleNode)
+
+
+class FlowDefinition(_Strict):
+    """A whole flow: languages, entry points, system prompts and nodes."""
+
+    id: NodeId
+    title: str = ""
+    languages: list[LanguageTag] = Field(min_length=1)
+    review: dict[str, ReviewStatus] = Field(default_factory=dict)
+    start: NodeId
+    returning: NodeId | None = None
+    main: NodeId
+    input_timeout: int = Field(default=6, ge=1, le=30)
+    include: list[str] = Field(default_factory=list)
+    system: dict[str, Text] = Field(default_factory=dict)
+    nodes: dict[str, Node]
+
+    def node(self, node_id: str) -> MessageNode | MenuNode | LanguageMenuNode | ArticleNode | EndNode:
+        """Return a node by id (the definition is validated, so ids resolve)."""
+        return self.nodes[node_id]
+
+    def language_menu(self) -> str | None:
+        """Return the id of the first language menu, where `*` leads."""
+        for node_id, node in self.nodes.items():
+            if isinstance(node, LanguageMenuNode):
+                return node_id
+        return None
+
+    def prompts(self) -> Iterator[tuple[str, Text]]:
+        """Yield every prompt key with its text; system prompts are keyed ``_<name>``."""
+        for node_id, node in self.nodes.items():
+            yield node_id, node.prompt
+        for name, text in self.system.items():
+            yield system_prompt_key(name), text
+
+
+def system_prompt_key(name: str) -> str:
+    """Prompt key of a system prompt; the underscore cannot clash with a node id."""
+    return f"_{name}"
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def spoken_seconds(text: str, words_per_second: float = 2.3) -> float:
+    """Estimate how long a text takes to speak at a calm, clear pace."""
+    return len(_WORD.findall(text)) / words_per_second

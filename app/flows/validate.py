@@ -1,0 +1,182 @@
+"""Semantic checks a schema cannot express: references, reachability, languages, keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from app.flows.model import (
+    KEYPAD,
+    RESERVED_MENU_KEYS,
+    SYSTEM_PROMPTS,
+    ArticleNode,
+    EndNode,
+    FlowDefinition,
+    LanguageMenuNode,
+    MenuNode,
+    MessageNode,
+    ReviewStatus,
+    Text,
+    spoken_seconds,
+)
+
+MAX_ARTICLE_SECONDS = 45.0
+LANGUAGE_NAMES = {"es": "Spanish", "qu": "Quechua", "qvw": "Wanka Quechua", "en": "English"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a flow; ``node`` is None for flow-level problems."""
+
+    node: str | None
+    message: str
+
+
+def check_flow(flow: FlowDefinition) -> list[Problem]:
+    """Return every problem found in a schema-valid flow."""
+    return [
+        *_check_entry_points(flow),
+        *_check_references(flow),
+        *_check_texts(flow),
+        *_check_keys(flow),
+        *_check_message_loops(flow),
+        *_check_article_length(flow),
+        *_check_reachability(flow),
+    ]
+
+
+def review_notes(flow: FlowDefinition) -> list[str]:
+    """Say which languages are drafts awaiting review by native speakers."""
+    return [
+        f"{LANGUAGE_NAMES.get(lang, lang)} ({lang}) text is a draft awaiting review by native speakers"
+        for lang in flow.languages
+        if flow.review.get(lang, ReviewStatus.DRAFT) is ReviewStatus.DRAFT
+    ]
+
+
+def targets(node: MessageNode | MenuNode | LanguageMenuNode | ArticleNode | EndNode) -> Iterator[str]:
+    """Every node id a node can lead to by its own wiring."""
+    if isinstance(node, MessageNode | LanguageMenuNode):
+        yield node.next
+    elif isinstance(node, MenuNode):
+        yield from (option.next for option in node.options.values())
+    elif isinstance(node, ArticleNode):
+        yield node.back
+        if node.next is not None:
+            yield node.next
+
+
+def _check_entry_points(flow: FlowDefinition) -> Iterator[Problem]:
+    for name in ("start", "returning", "main"):
+        target = getattr(flow, name)
+        if target is not None and target not in flow.nodes:
+            yield Problem(None, f"{name} points to unknown node {target!r}")
+    if flow.main in flow.nodes and not isinstance(flow.nodes[flow.main], MenuNode):
+        yield Problem(None, f"main must be a menu node, {flow.main!r} is not")
+    if len(flow.languages) != len(set(flow.languages)):
+        yield Problem(None, "languages are listed twice")
+    for lang in flow.review:
+        if lang not in flow.languages:
+            yield Problem(None, f"review names undeclared language {lang!r}")
+    if len(flow.languages) > 1 and flow.language_menu() is None:
+        yield Problem(None, "a flow with several languages needs a language_menu node")
+
+
+def _check_references(flow: FlowDefinition) -> Iterator[Problem]:
+    for node_id, node in flow.nodes.items():
+        for target in targets(node):
+            if target not in flow.nodes:
+                yield Problem(node_id, f"leads to unknown node {target!r}")
+
+
+def _check_texts(flow: FlowDefinition) -> Iterator[Problem]:
+    for node_id, node in flow.nodes.items():
+        yield from _check_text(flow, node_id, "prompt", node.prompt)
+        if isinstance(node, MenuNode):
+            for key, option in node.options.items():
+                if option.label is not None:
+                    yield from _check_text(flow, node_id, f"label of key {key}", option.label)
+    for name in SYSTEM_PROMPTS:
+        if name not in flow.system:
+            yield Problem(None, f"system prompt {name!r} is missing")
+    for name, text in flow.system.items():
+        if name not in SYSTEM_PROMPTS:
+            yield Problem(None, f"unknown system prompt {name!r} (known: {', '.join(SYSTEM_PROMPTS)})")
+        for problem in _check_text(flow, None, f"system prompt {name!r}", text):
+            yield problem
+
+
+def _check_text(flow: FlowDefinition, node_id: str | None, what: str, text: Text) -> Iterator[Problem]:
+    for lang in flow.languages:
+        if not text.get(lang, "").strip():
+            yield Problem(node_id, f"{what} has no {lang!r} text")
+    for lang in text:
+        if lang not in flow.languages:
+            yield Problem(node_id, f"{what} has text in undeclared language {lang!r}")
+
+
+def _check_keys(flow: FlowDefinition) -> Iterator[Problem]:
+    for node_id, node in flow.nodes.items():
+        if isinstance(node, MenuNode):
+            if not node.options:
+                yield Problem(node_id, "a menu needs at least one option")
+            for key in node.options:
+                if len(key) != 1 or key not in KEYPAD:
+                    yield Problem(node_id, f"menu key {key!r} is not a single keypad key (0-9, * or #)")
+                elif key in RESERVED_MENU_KEYS:
+                    yield Problem(node_id, f"menu key {key!r} is reserved (0 repeats, 9 main menu, * language)")
+        elif isinstance(node, LanguageMenuNode):
+            for key, lang in node.options.items():
+                if len(key) != 1 or key not in KEYPAD or key in RESERVED_MENU_KEYS:
+                    yield Problem(node_id, f"language key {key!r} must be one keypad key other than 0, 9, *")
+                if lang not in flow.languages:
+                    yield Problem(node_id, f"key {key} chooses undeclared language {lang!r}")
+            missing = set(flow.languages) - set(node.options.values())
+            if missing:
+                yield Problem(node_id, f"no key chooses {', '.join(sorted(missing))}")
+
+
+def _check_message_loops(flow: FlowDefinition) -> Iterator[Problem]:
+    """A cycle of message nodes would talk forever without waiting for a key."""
+    reported: set[str] = set()
+    for node_id in flow.nodes:
+        seen: list[str] = []
+        current = node_id
+        while isinstance(node := flow.nodes.get(current), MessageNode):
+            if current in seen:
+                loop = seen[seen.index(current) :]
+                if not reported.intersection(loop):
+                    reported.update(loop)
+                    yield Problem(current, f"messages loop without waiting for input: {' -> '.join(loop)}")
+                break
+            seen.append(current)
+            current = node.next
+
+
+def _check_article_length(flow: FlowDefinition) -> Iterator[Problem]:
+    for node_id, node in flow.nodes.items():
+        if not isinstance(node, ArticleNode):
+            continue
+        for lang, text in node.prompt.items():
+            seconds = spoken_seconds(text)
+            if seconds > MAX_ARTICLE_SECONDS:
+                yield Problem(
+                    node_id,
+                    f"{lang!r} text takes about {seconds:.0f} s to say; keep library messages under "
+                    f"{MAX_ARTICLE_SECONDS:.0f} s",
+                )
+
+
+def _check_reachability(flow: FlowDefinition) -> Iterator[Problem]:
+    roots = [flow.start, flow.returning, flow.main, flow.language_menu()]
+    seen: set[str] = set()
+    pending = [root for root in roots if root is not None and root in flow.nodes]
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        pending.extend(t for t in targets(flow.nodes[current]) if t in flow.nodes)
+    for node_id in flow.nodes:
+        if node_id not in seen:
+            yield Problem(node_id, "is unreachable from start")

@@ -1,0 +1,59 @@
+"""The application factory: `uvicorn --factory app.main:create_app`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import health
+from app.audio.endpoints import router as audio_router
+from app.audio.library import AudioLibrary
+from app.db.engine import make_async_engine, make_sessionmaker
+from app.flows.loader import FlowLoadError, load_flows
+from app.logs import configure_logging
+from app.privacy.pseudonym import Pseudonymizer
+from app.settings import ConfigurationError, Settings, get_settings
+from app.voice.endpoints import router as voice_router
+from app.voice.twiml import VoiceRenderer
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; refuse to start on unsafe settings or an invalid flow, saying what to fix."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    settings.check()
+    flows = load_flows(settings.flows_dir)
+    if settings.default_flow not in flows:
+        raise ConfigurationError(
+            f"RIMAY_DEFAULT_FLOW={settings.default_flow!r} is not among the flows in {settings.flows_dir}: "
+            f"{', '.join(sorted(flows))}"
+        )
+    engine = make_async_engine(settings.sqlalchemy_url, pool_pre_ping=True)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = FastAPI(title="Rimay", version="0.1.0", lifespan=lifespan,
+                  description="IVR and SMS hotline for communities affected by mining.")
+    audio = AudioLibrary(settings.audio_dir, settings.generated_audio_dir)
+    app.state.settings = settings
+    app.state.flows = flows
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.audio = audio
+    app.state.voice = VoiceRenderer(audio, settings.public_base_url)
+    app.state.pseudonyms = Pseudonymizer(settings.master_secret)
+    app.include_router(voice_router)
+    app.include_router(audio_router)
+    app.include_router(health.router)
+    return app
+
+
+__all__ = ["ConfigurationError", "FlowLoadError", "create_app"]

@@ -1,0 +1,1 @@
+"""Pseudonyms, key derivation and phone-number masking: no number in plaintext anywhere."""

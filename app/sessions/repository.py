@@ -1,0 +1,49 @@
+"""Every query about sessions, interactions and processed webhooks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.sessions.models import CallSession, Interaction, WebhookDelivery
+
+
+class SessionRepository:
+    """Sessions with their interactions and stored webhook answers."""
+
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
+
+    async def by_provider_id(self, channel: str, provider_id: str) -> CallSession | None:
+        """The session for a provider's call or conversation id."""
+        return await self.db.scalar(
+            select(CallSession).where(CallSession.channel == channel, CallSession.provider_id == provider_id)
+        )
+
+    async def lock(self, session_id: str) -> CallSession | None:
+        """Load a session and lock its row so redeliveries of one step are handled one at a time."""
+        return await self.db.scalar(
+            select(CallSession).where(CallSession.id == session_id).with_for_update()
+        )
+
+    async def delivery(self, session_id: str, step: int) -> str | None:
+        """The answer already given to a step, if any."""
+        return await self.db.scalar(
+            select(WebhookDelivery.response).where(
+                WebhookDelivery.session_id == session_id, WebhookDelivery.step == step
+            )
+        )
+
+    def add(self, session: CallSession) -> None:
+        """Stage a new session."""
+        self.db.add(session)
+
+    def add_interactions(self, interactions: Iterable[Interaction]) -> None:
+        """Stage interactions."""
+        self.db.add_all(list(interactions))
+
+    def add_delivery(self, session_id: str, step: int, response: str) -> None:
+        """Stage the answer to a step; its primary key makes a second answer to the same step fail."""
+        self.db.add(WebhookDelivery(session_id=session_id, step=step, response=response))

@@ -1,0 +1,177 @@
+"""Conversations: run the engine on stored state and record every step, exactly once per webhook."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.callers.repository import CallerRepository
+from app.db.base import utcnow
+from app.errors import CallNotFound, SessionNotFound
+from app.flows import engine
+from app.flows.events import (
+    Event,
+    Hangup,
+    Input,
+    InputReceived,
+    LanguageChosen,
+    NodeEntered,
+    RunState,
+    Step,
+)
+from app.flows.model import FlowDefinition
+from app.privacy.pseudonym import Pseudonymizer
+from app.sessions.models import CallSession, Interaction
+from app.sessions.repository import SessionRepository
+
+MAX_STORED_VALUE = 32
+"""Keys stored per input; anything longer is a forged or broken request, kept only as a prefix."""
+
+
+class Channel(StrEnum):
+    """How the caller reaches us."""
+
+    VOICE = "voice"
+    SMS = "sms"
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A processed step waiting to be rendered; ``number`` is the step's index in the session."""
+
+    session: CallSession
+    number: int
+    events: tuple[Event, ...]
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A step answered before; the stored answer is sent again and nothing is stored."""
+
+    response: str
+
+
+class ConversationService:
+    """Starts and advances sessions; the caller's route renders events and calls `commit`."""
+
+    def __init__(self, db: AsyncSession, flows: dict[str, FlowDefinition], pseudonyms: Pseudonymizer) -> None:
+        self.db = db
+        self.flows = flows
+        self.pseudonyms = pseudonyms
+        self.sessions = SessionRepository(db)
+        self.callers = CallerRepository(db)
+
+    async def begin(self, channel: Channel, provider_id: str, e164: str | None, flow_id: str) -> Turn | Replay:
+        """Start a session for a new call, or replay the first answer if Twilio redelivers it."""
+        existing = await self.sessions.by_provider_id(channel, provider_id)
+        if existing is not None:
+            return await self._replay(existing, 0)
+        now = utcnow()
+        caller = await self.callers.touch(self.pseudonyms.pseudonym(e164), now) if e164 else None
+        flow = self.flows[flow_id]
+        step = engine.start(flow, language=caller.language if caller else None)
+        session = CallSession(
+            id=secrets.token_hex(16), caller_id=caller.id if caller else None, channel=channel,
+            provider_id=provider_id, flow_id=flow_id, language=step.state.language,
+            state=step.state.model_dump(), step=0, status="active", started_at=now, updated_at=now,
+        )
+        self.sessions.add(session)
+        await self._record(session, 0, step, RunState(node=flow.start, language=step.state.language))
+        return Turn(session, 0, step.events)
+
+    async def advance(self, session_id: str, number: int, provider_id: str, given: Input) -> Turn | Replay:
+        """Apply the input of step ``number``; a redelivered step replays its stored answer."""
+        session = await self.sessions.lock(session_id)
+        if session is None or session.provider_id != provider_id:
+            raise SessionNotFound(session_id)
+        if number <= session.step:
+            return await self._replay(session, number)
+        if number != session.step + 1:
+            # A step from the future was never offered; ask the current question again.
+            return await self._replay(session, session.step)
+        flow = self.flows.get(session.flow_id)
+        if flow is None:
+            raise SessionNotFound(session_id)
+        before = RunState.model_validate(session.state)
+        step = engine.resume(flow, before, given)
+        session.state = step.state.model_dump()
+        session.step = number
+        session.language = step.state.language
+        session.updated_at = utcnow()
+        await self._record(session, number, step, before)
+        return Turn(session, number, step.events)
+
+    async def commit(self, turn: Turn, response: str) -> str:
+        """Store the answer with the step and commit; if another delivery won a race, send its answer."""
+        self.sessions.add_delivery(turn.session.id, turn.number, response)
+        try:
+            await self.db.commit()
+        except IntegrityError:
+            await self.db.rollback()
+            stored = await self.sessions.delivery(turn.session.id, turn.number)
+            if stored is None:
+                raise
+            return stored
+        return response
+
+    async def call_status(self, provider_id: str, status: str, duration: int | None) -> None:
+        """Record how a call ended; repeated callbacks just set the same values again."""
+        session = await self.sessions.by_provider_id(Channel.VOICE, provider_id)
+        if session is None:
+            raise CallNotFound(provider_id)
+        session.status = status
+        if duration is not None:
+            session.duration_seconds = duration
+        if status in {"completed", "busy", "failed", "no-answer", "canceled"} and session.ended_at is None:
+            session.ended_at = utcnow()
+        await self.db.commit()
+
+    async def _replay(self, session: CallSession, number: int) -> Replay:
+        stored = await self.sessions.delivery(session.id, number)
+        if stored is None:
+            raise SessionNotFound(session.id)
+        return Replay(stored)
+
+    async def _record(self, session: CallSession, number: int, step: Step, before: RunState) -> None:
+        chosen = [e.language for e in step.events if isinstance(e, LanguageChosen)]
+        if session.caller_id is not None and chosen:
+            await self.callers.remember_language(session.caller_id, chosen[-1])
+        self.sessions.add_interactions(_interactions(session, number, step.events, before))
+        await self.db.flush()
+
+
+def _interactions(
+    session: CallSession, number: int, events: tuple[Event, ...], before: RunState
+) -> Iterator[Interaction]:
+    """One row per stored event, with the language in force at that moment and the session's demographics."""
+    language, current_node = before.language, before.node
+    now = utcnow()
+    seq = 0
+    for event in events:
+        row: dict[str, str | None]
+        if isinstance(event, NodeEntered):
+            current_node = event.node
+            row = {"node": event.node, "kind": event.kind, "event": "entered", "value": None, "outcome": None}
+        elif isinstance(event, InputReceived):
+            row = {"node": event.node, "kind": event.kind, "event": "input",
+                   "value": event.value[:MAX_STORED_VALUE], "outcome": event.outcome}
+        elif isinstance(event, LanguageChosen):
+            language = event.language
+            row = {"node": current_node, "kind": "language", "event": "language", "value": event.language,
+                   "outcome": None}
+        elif isinstance(event, Hangup):
+            row = {"node": current_node, "kind": "end", "event": "hangup", "value": event.reason,
+                   "outcome": None}
+        else:
+            continue
+        seq += 1
+        yield Interaction(
+            session_id=session.id, step=number, seq=seq, channel=session.channel, flow_id=session.flow_id,
+            language=language, gender=session.gender, age_band=session.age_band,
+            community=session.community, created_at=now, **row,
+        )

@@ -1,0 +1,133 @@
+"""Settings from the environment (prefix ``RIMAY_``) and an optional ``.env``; fail fast on bad secrets."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from enum import StrEnum
+from functools import cached_property, lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+PLACEHOLDERS = frozenset({"", "changeme", "change-me", "secret", "placeholder", "dev", "test", "xxx"})
+MIN_SECRET_LENGTH = 32
+
+
+class Environment(StrEnum):
+    """Where the service runs; production refuses unsafe defaults."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class ConfigurationError(RuntimeError):
+    """A setting is missing or unsafe; the message says what to set."""
+
+
+class Settings(BaseSettings):
+    """Everything an operator can configure."""
+
+    model_config = SettingsConfigDict(env_prefix="RIMAY_", env_file=".env", extra="ignore")
+
+    env: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    public_base_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr | None = None
+    contact_key: SecretStr | None = None
+    flows_dir: Path = Path("voice_flows")
+    default_flow: str = "hotline"
+    audio_dir: Path = Path("audio")
+    log_level: str = "INFO"
+    twilio_account_sid: str | None = Field(
+        default=None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "RIMAY_TWILIO_ACCOUNT_SID")
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "RIMAY_TWILIO_AUTH_TOKEN")
+    )
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("RIMAY_PUBLIC_BASE_URL must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def is_production(self) -> bool:
+        """True when running for real callers."""
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def generated_audio_dir(self) -> Path:
+        """Where `rimay audio build` writes generated drafts (recorded files live in `audio_dir`)."""
+        return self.data_dir / "audio"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL, defaulting to SQLite in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'rimay.sqlite3').resolve()}"
+
+    @cached_property
+    def master_secret(self) -> bytes:
+        """The master secret; sub-keys are derived from it, never used raw."""
+        return self._secret(self.secret_key, "RIMAY_SECRET_KEY", "secret_key")
+
+    @cached_property
+    def contact_secret(self) -> bytes:
+        """The key that encrypts reply contacts, kept apart from the master."""
+        return self._secret(self.contact_key, "RIMAY_CONTACT_KEY", "contact_key")
+
+    @cached_property
+    def auth_token(self) -> str:
+        """Twilio's auth token; in development a local one lets `rimay call` sign requests."""
+        return self._secret(self.twilio_auth_token, "TWILIO_AUTH_TOKEN", "twilio_auth_token").decode()
+
+    def check(self) -> None:
+        """Fail fast: resolve every secret now so a bad one stops start-up with a clear message."""
+        _ = self.master_secret, self.contact_secret, self.auth_token
+
+    def _secret(self, value: SecretStr | None, env_name: str, file_name: str) -> bytes:
+        raw = value.get_secret_value() if value is not None else ""
+        if raw and raw.lower() not in PLACEHOLDERS:
+            if self.is_production and len(raw) < MIN_SECRET_LENGTH and env_name != "TWILIO_AUTH_TOKEN":
+                raise ConfigurationError(
+                    f"{env_name} is too short for production: use at least {MIN_SECRET_LENGTH} random "
+                    'characters, e.g. python -c "import secrets; print(secrets.token_urlsafe(48))"'
+                )
+            return raw.encode()
+        if self.is_production:
+            raise ConfigurationError(
+                f"{env_name} is missing or a placeholder. In production set it in the environment or .env; "
+                'generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
+            )
+        return self._development_secret(env_name, file_name)
+
+    def _development_secret(self, env_name: str, file_name: str) -> bytes:
+        path = self.data_dir / "secrets" / file_name
+        if path.exists():
+            return path.read_bytes().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        generated = secrets.token_urlsafe(48)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another worker generated it a moment ago
+            return path.read_bytes().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(generated)
+        log.warning("%s not set: generated a development value in %s (never use it in production)",
+                    env_name, path)
+        return generated.encode()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

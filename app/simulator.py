@@ -1,0 +1,118 @@
+"""A terminal phone: walks the hotline through the real webhooks with requests signed as Twilio signs them."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+import xml.etree.ElementTree as ET  # noqa: S405 - parses only the TwiML our own server returns
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+from twilio.request_validator import RequestValidator
+
+from app.flows.model import FlowDefinition
+from app.webhooks.signature import SIGNATURE_HEADER
+
+HANG_UP = "h"
+_AUDIO_PATH = re.compile(r"^/audio/(?P<lang>[^/]+)/(?P<flow>[^/]+)/(?P<key>[^/.]+)\.\w+$")
+
+
+@dataclass
+class Verb:
+    """One spoken or played prompt, with its text recovered for the terminal."""
+
+    kind: str
+    text: str
+    url: str | None = None
+
+
+@dataclass
+class Screen:
+    """What one TwiML answer asks of the phone."""
+
+    prompts: list[Verb] = field(default_factory=list)
+    gather_action: str | None = None
+    hangup: bool = False
+
+
+class TwilioSigner:
+    """Signs requests exactly as Twilio does, against the service's public base URL."""
+
+    def __init__(self, auth_token: str, public_base_url: str) -> None:
+        self.validator = RequestValidator(auth_token)
+        self.public_base_url = public_base_url.rstrip("/")
+
+    def public(self, url_or_path: str) -> str:
+        """The public URL for a path (or an absolute action URL as given)."""
+        if url_or_path.startswith(("http://", "https://")):
+            return url_or_path
+        return f"{self.public_base_url}{url_or_path}"
+
+    def headers(self, public_url: str, params: dict[str, str]) -> dict[str, str]:
+        """The signature header for a POST of ``params`` to ``public_url``."""
+        return {SIGNATURE_HEADER: self.validator.compute_signature(public_url, params)}
+
+
+def parse_twiml(body: str, flows: dict[str, FlowDefinition]) -> Screen:
+    """Read TwiML into prompts (with their text) and what comes next."""
+    root = ET.fromstring(body)  # noqa: S314 - our own server's TwiML, not untrusted input
+    screen = Screen()
+    for verb in root.iter():
+        if verb.tag == "Play" and verb.text:
+            screen.prompts.append(Verb("play", _text_for_audio(verb.text, flows), verb.text))
+        elif verb.tag == "Say" and verb.text:
+            screen.prompts.append(Verb("say", verb.text))
+        elif verb.tag == "Gather":
+            screen.gather_action = verb.get("action")
+        elif verb.tag == "Hangup":
+            screen.hangup = True
+    return screen
+
+
+def _text_for_audio(url: str, flows: dict[str, FlowDefinition]) -> str:
+    match = _AUDIO_PATH.match(urlsplit(url).path)
+    if match is None or match["flow"] not in flows:
+        return f"[audio {url}]"
+    prompts = dict(flows[match["flow"]].prompts())
+    return prompts.get(match["key"], {}).get(match["lang"], f"[audio {url}]")
+
+
+@dataclass
+class Call:
+    """One simulated call: a CallSid, a caller number and the signed HTTP client."""
+
+    client: httpx.AsyncClient
+    signer: TwilioSigner
+    flows: dict[str, FlowDefinition]
+    caller: str
+    call_sid: str = field(default_factory=lambda: "CA" + secrets.token_hex(16))
+    hotline: str = "+15005550006"
+    started: float = field(default_factory=time.monotonic)
+
+    async def post(self, url_or_path: str, extra: dict[str, str]) -> httpx.Response:
+        """POST a signed webhook like Twilio would."""
+        params = {"CallSid": self.call_sid, "AccountSid": "AC" + "0" * 32, "From": self.caller,
+                  "To": self.hotline, "Direction": "inbound", **extra}
+        public_url = self.signer.public(url_or_path)
+        path = urlsplit(public_url)
+        local = path.path + (f"?{path.query}" if path.query else "")
+        return await self.client.post(local, data=params, headers=self.signer.headers(public_url, params))
+
+    async def screens(self, keys: Callable[[Screen], str | None]) -> AsyncIterator[Screen]:
+        """Walk the call: yield each screen and answer it with ``keys`` (None hangs up)."""
+        response = await self.post("/twilio/voice", {"CallStatus": "ringing"})
+        while True:
+            response.raise_for_status()
+            screen = parse_twiml(response.text, self.flows)
+            yield screen
+            if screen.hangup or screen.gather_action is None:
+                break
+            pressed = keys(screen)
+            if pressed is None:
+                break
+            response = await self.post(screen.gather_action, {"Digits": pressed, "CallStatus": "in-progress"})
+        duration = str(int(time.monotonic() - self.started))
+        await self.post("/twilio/voice/status", {"CallStatus": "completed", "CallDuration": duration})

@@ -1,0 +1,94 @@
+"""Twilio voice webhooks: thin routes around the conversation service and the TwiML renderer."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+
+from app.deps import FlowsDep, PseudonymsDep, SessionDep, SettingsDep
+from app.errors import InvalidWebhook
+from app.flows.events import Digits, NoInput
+from app.privacy.pseudonym import normalize_e164
+from app.sessions.service import Channel, ConversationService, Replay, Turn
+from app.voice.twiml import VoiceRenderer
+from app.webhooks.routes import TWIML, TwimlRoute
+from app.webhooks.signature import TwilioForm
+
+router = APIRouter(prefix="/twilio/voice", tags=["twilio"], route_class=TwimlRoute)
+
+CALL_SID = r"^CA[0-9a-fA-F]{32}$"
+SESSION_ID = r"^[0-9a-f]{32}$"
+
+
+def _conversations(db: SessionDep, flows: FlowsDep, pseudonyms: PseudonymsDep) -> ConversationService:
+    return ConversationService(db, flows, pseudonyms)
+
+
+def _renderer(request: Request) -> VoiceRenderer:
+    renderer: VoiceRenderer = request.app.state.voice
+    return renderer
+
+
+Conversations = Annotated[ConversationService, Depends(_conversations)]
+Renderer = Annotated[VoiceRenderer, Depends(_renderer)]
+
+
+def _call_sid(form: dict[str, str]) -> str:
+    call_sid = form.get("CallSid", "")
+    if not re.match(CALL_SID, call_sid):
+        raise InvalidWebhook("CallSid missing or malformed")
+    return call_sid
+
+
+@router.post("", summary="A call comes in")
+async def incoming_call(
+    form: TwilioForm, settings: SettingsDep, conversations: Conversations, renderer: Renderer
+) -> Response:
+    """Start the hotline flow for a new call (or replay the first answer on redelivery)."""
+    call_sid = _call_sid(form)
+    if "From" not in form:
+        raise InvalidWebhook("From missing")
+    result = await conversations.begin(Channel.VOICE, call_sid, normalize_e164(form["From"]),
+                                       settings.default_flow)
+    return await _answer(result, conversations, renderer, settings.public_base_url)
+
+
+@router.post("/sessions/{session_id}/steps/{number}", summary="The caller answered a prompt")
+async def step(
+    form: TwilioForm,
+    session_id: Annotated[str, Path(pattern=SESSION_ID)],
+    number: Annotated[int, Path(ge=1, le=100_000)],
+    settings: SettingsDep,
+    conversations: Conversations,
+    renderer: Renderer,
+) -> Response:
+    """Apply the caller's key press (or silence) and answer with the next prompt."""
+    call_sid = _call_sid(form)
+    digits = form.get("Digits", "")
+    given = Digits(digits) if digits else NoInput()
+    result = await conversations.advance(session_id, number, call_sid, given)
+    return await _answer(result, conversations, renderer, settings.public_base_url)
+
+
+@router.post("/status", summary="Call status callback")
+async def call_status(form: TwilioForm, conversations: Conversations) -> Response:
+    """Record call completion and duration."""
+    call_sid = _call_sid(form)
+    status = form.get("CallStatus", "")
+    if not status or len(status) > 16:
+        raise InvalidWebhook("CallStatus missing or malformed")
+    raw_duration = form.get("CallDuration", "")
+    duration = int(raw_duration) if raw_duration.isdigit() and len(raw_duration) < 9 else None
+    await conversations.call_status(call_sid, status, duration)
+    return Response(status_code=204)
+
+
+async def _answer(result: Turn | Replay, conversations: ConversationService, renderer: VoiceRenderer,
+                  base_url: str) -> Response:
+    if isinstance(result, Replay):
+        return Response(result.response, media_type=TWIML)
+    action = f"{base_url}/twilio/voice/sessions/{result.session.id}/steps/{result.number + 1}"
+    body = await conversations.commit(result, renderer.render(result.events, action))
+    return Response(body, media_type=TWIML)
