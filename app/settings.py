@@ -32,7 +32,9 @@ class ConfigurationError(RuntimeError):
 class Settings(BaseSettings):
     """Everything an operator can configure."""
 
-    model_config = SettingsConfigDict(env_prefix="RIMAY_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="RIMAY_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     env: Environment = Environment.DEVELOPMENT
     data_dir: Path = Path("var")

@@ -146,8 +146,9 @@ def _build_one(
 
 
 def _entry_for(prompt: PromptAudio, synthesizer: Synthesizer) -> ManifestEntry:
-    text = _text_of(prompt)
+    # The voice first: for a language with no voice, that is the cause worth reporting.
     voice = synthesizer.voice_for(prompt.language)
+    text = _text_of(prompt)
     return ManifestEntry(
         fingerprint=fingerprint(synthesizer.id, voice, text),
         text_sha256=text_digest(text),

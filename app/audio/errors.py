@@ -20,10 +20,12 @@ class AudioToolMissing(AudioError):  # noqa: N818 -- domain names read as events
 class UnknownVoiceError(AudioError):
     """The synthesizer has no voice for a language."""
 
-    def __init__(self, synthesizer: str, language: str) -> None:
-        super().__init__(
-            f"{synthesizer} has no voice for language {language!r}; record the prompts or configure a voice"
-        )
+    def __init__(self, synthesizer: str, language: str, voice: str | None = None) -> None:
+        if voice is None:
+            problem = f"{synthesizer} has no voice for language {language!r}"
+        else:
+            problem = f"{synthesizer} voice {voice!r} for language {language!r} is not installed"
+        super().__init__(f"{problem}; record the prompts or configure an installed voice")
         self.language = language
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -13,6 +14,8 @@ from app.audio.errors import AudioToolMissing, SynthesisError, UnknownVoiceError
 
 ESPEAK_VOICES: Mapping[str, str] = {"es": "es-419", "qu": "qu"}
 """Latin American Spanish is closer to Peruvian Spanish than the default Castilian voice."""
+
+_ALSO_SPEAKS = re.compile(r"\(([^\s()]+) \d+\)")
 
 
 class Synthesizer(Protocol):
@@ -51,6 +54,7 @@ class EspeakSynthesizer:
         self.bitrate_kbps = bitrate_kbps
         self.sample_rate_khz = sample_rate_khz
         self.timeout = timeout
+        self._installed_voices: frozenset[str] | None = None
         # A different rate or encoding must make every draft stale, so they belong in the id.
         self.id = f"espeak-ng/s{rate}/mp3-{bitrate_kbps}k-{sample_rate_khz}khz"
 
@@ -64,6 +68,9 @@ class EspeakSynthesizer:
     def synthesize(self, text: str, language: str, out_path: Path) -> None:
         """Speak the text with espeak-ng, encode it with lame, then move it into place."""
         voice = self.voice_for(language)
+        if voice.split("+", 1)[0] not in self.installed_voices():
+            # espeak-ng silently falls back to its default (English) voice for a name it does not know.
+            raise UnknownVoiceError("espeak-ng", language, voice)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         # Work next to the target so the final rename stays on one file system; the dot hides the
         # work directory from the audio index.
@@ -75,15 +82,31 @@ class EspeakSynthesizer:
             self._run([self.lame, *self._lame_options(), str(wav), str(mp3)])
             os.replace(mp3, out_path)
 
+    def installed_voices(self) -> frozenset[str]:
+        """Every name ``espeak-ng -v`` accepts here: languages, voice files and their aliases."""
+        if self._installed_voices is None:
+            listing = self._run([self.espeak, "--voices"]).decode(errors="replace")
+            names: set[str] = set()
+            for line in listing.splitlines()[1:]:
+                # Columns: priority, language, age/gender, voice name, file, then "(alias priority)"s.
+                columns = line.split()
+                if len(columns) >= 5:
+                    names.update({columns[1], columns[4], columns[4].rsplit("/", 1)[-1]})
+                    names.update(_ALSO_SPEAKS.findall(line))
+            self._installed_voices = frozenset(names)
+        return self._installed_voices
+
     def _lame_options(self) -> list[str]:
         # Mono constant bitrate: Twilio fetches and transcodes to 8 kHz mu-law, so more is wasted.
         bitrate = str(self.bitrate_kbps)
         return ["--quiet", "-m", "m", "--resample", self.sample_rate_khz, "--cbr", "-b", bitrate]
 
-    def _run(self, command: list[str], stdin: bytes | None = None) -> None:
+    def _run(self, command: list[str], stdin: bytes | None = None) -> bytes:
         try:
             # Fixed argument list, no shell: the prompt text only ever reaches espeak-ng on stdin.
-            subprocess.run(command, input=stdin, check=True, capture_output=True, timeout=self.timeout)  # noqa: S603
+            done = subprocess.run(  # noqa: S603
+                command, input=stdin, check=True, capture_output=True, timeout=self.timeout
+            )
         except FileNotFoundError as error:
             raise AudioToolMissing(command[0]) from error
         except subprocess.CalledProcessError as error:
@@ -91,3 +114,4 @@ class EspeakSynthesizer:
             raise SynthesisError(f"{command[0]} exited with {error.returncode}: {detail}") from error
         except subprocess.TimeoutExpired as error:
             raise SynthesisError(f"{command[0]} took longer than {self.timeout:g}s") from error
+        return done.stdout
