@@ -19,8 +19,9 @@ from app.flows.model import FlowDefinition
 from app.settings import ConfigurationError, get_settings
 from app.simulator import HANG_UP, Call, Screen, TwilioSigner
 
-app = typer.Typer(help="Rimay: an IVR and SMS hotline for communities affected by mining.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Rimay: an IVR and SMS hotline for communities affected by mining.", no_args_is_help=True
+)
 flows_app = typer.Typer(help="Check flow files.", no_args_is_help=True)
 app.add_typer(flows_app, name="flows")
 app.add_typer(audio_app, name="audio")
@@ -39,8 +40,15 @@ def serve(
     settings = get_settings()
     _check_startup()
     uvicorn.run(
-        "app.main:create_app", factory=True, host=host, port=port, workers=workers, reload=reload,
-        proxy_headers=True, forwarded_allow_ips="*", log_level=settings.log_level.lower(),
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        proxy_headers=True,
+        forwarded_allow_ips="*",
+        log_level=settings.log_level.lower(),
     )
 
 
@@ -56,7 +64,9 @@ def migrate() -> None:
 
 @flows_app.command("lint")
 def lint(
-    directory: Annotated[Path | None, typer.Argument(help="Folder of flow files (default: RIMAY_FLOWS_DIR).")] = None,
+    directory: Annotated[
+        Path | None, typer.Argument(help="Folder of flow files (default: RIMAY_FLOWS_DIR).")
+    ] = None,
 ) -> None:
     """Check every flow; print each problem as file:node: message and exit 1 if any."""
     problems, notes = lint_flows(directory or get_settings().flows_dir)
@@ -72,12 +82,22 @@ def lint(
 
 @app.command()
 def call(
-    url: Annotated[str | None, typer.Option(help="A running service, e.g. http://127.0.0.1:8000. "
-                                                   "Default: run the app in this process.")] = None,
-    caller: Annotated[str, typer.Option("--from", help="The caller's number (only its pseudonym is stored).")]
-    = "+51900000001",
-    keys: Annotated[str | None, typer.Option(help="Scripted key presses, comma separated; '' is silence, "
-                                                   "h hangs up. Default: ask at the terminal.")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="A running service, e.g. http://127.0.0.1:8000. Default: run the app in this process."
+        ),
+    ] = None,
+    caller: Annotated[
+        str, typer.Option("--from", help="The caller's number (only its pseudonym is stored).")
+    ] = "+51900000001",
+    keys: Annotated[
+        str | None,
+        typer.Option(
+            help="Scripted key presses, comma separated; '' is silence, "
+            "h hangs up. Default: ask at the terminal."
+        ),
+    ] = None,
 ) -> None:
     """A terminal phone: hear each prompt as text and answer with keys, through the real signed webhooks."""
     flows = _check_startup()
@@ -86,8 +106,9 @@ def call(
     asyncio.run(_call(url, caller, flows, script))
 
 
-async def _call(url: str | None, caller: str, flows: dict[str, FlowDefinition],
-                script: Iterator[str] | None) -> None:
+async def _call(
+    url: str | None, caller: str, flows: dict[str, FlowDefinition], script: Iterator[str] | None
+) -> None:
     settings = get_settings()
     signer = TwilioSigner(settings.auth_token, settings.public_base_url)
     async with _client(url) as client:
@@ -144,3 +165,7 @@ def _check_startup() -> dict[str, FlowDefinition]:
 def main() -> None:
     """Entry point of the `rimay` console script."""
     sys.exit(app())
+
+
+if __name__ == "__main__":
+    main()

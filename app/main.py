@@ -40,9 +40,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await engine.dispose()
 
-    app = FastAPI(title="Rimay", version="0.1.0", lifespan=lifespan,
-                  description="IVR and SMS hotline for communities affected by mining.")
+    app = FastAPI(
+        title="Rimay",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="IVR and SMS hotline for communities affected by mining.",
+    )
     audio = AudioLibrary(settings.audio_dir, settings.generated_audio_dir)
+    audio.refresh()  # index (and hash) the files now, not on the first caller's webhook
     app.state.settings = settings
     app.state.flows = flows
     app.state.engine = engine

@@ -124,8 +124,9 @@ class Settings(BaseSettings):
             return path.read_bytes().strip()
         with os.fdopen(fd, "w") as handle:
             handle.write(generated)
-        log.warning("%s not set: generated a development value in %s (never use it in production)",
-                    env_name, path)
+        log.warning(
+            "%s not set: generated a development value in %s (never use it in production)", env_name, path
+        )
         return generated.encode()
 
 

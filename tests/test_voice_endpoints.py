@@ -57,21 +57,30 @@ def _session(database_url: str) -> CallSession:
 @pytest.mark.audio
 @pytest.mark.parametrize(("language_key", "language"), [("1", "es"), ("2", "qu")])
 async def test_walk_language_library_article_back(
-    phone: Call, client: httpx.AsyncClient, flows: dict[str, FlowDefinition], database_url: str,
-    language_key: str, language: str,
+    phone: Call,
+    client: httpx.AsyncClient,
+    flows: dict[str, FlowDefinition],
+    database_url: str,
+    language_key: str,
+    language: str,
 ) -> None:
     """Language, library, a message and back, with every prompt played from audio that answers."""
     hotline = flows["hotline"]
     screens = await walk(phone, _script(language_key, "1", "1", "0"))
     assert _texts(screens[0]) == [
-        hotline.nodes["greeting"].prompt["es"], hotline.nodes["greeting"].prompt["qu"],
-        hotline.nodes["language"].prompt["es"], hotline.nodes["language"].prompt["qu"],
+        hotline.nodes["greeting"].prompt["es"],
+        hotline.nodes["greeting"].prompt["qu"],
+        hotline.nodes["language"].prompt["es"],
+        hotline.nodes["language"].prompt["qu"],
     ]
     assert _texts(screens[1]) == [hotline.nodes["main"].prompt[language]]
     assert _texts(screens[2]) == [hotline.nodes["library"].prompt[language]]
     article = hotline.nodes["library"]
     first = article.options["1"].next  # type: ignore[union-attr]
-    assert _texts(screens[3]) == [hotline.nodes[first].prompt[language], hotline.system["after_article"][language]]
+    assert _texts(screens[3]) == [
+        hotline.nodes[first].prompt[language],
+        hotline.system["after_article"][language],
+    ]
     assert _texts(screens[4]) == [hotline.nodes["library"].prompt[language]]
     for screen in screens:
         assert screen.gather_action is not None
@@ -81,7 +90,11 @@ async def test_walk_language_library_article_back(
             answer = await client.get(verb.url)
             assert answer.status_code == 200
             assert answer.headers["content-type"] == "audio/mpeg"
-            assert answer.content[:3] == b"ID3" or answer.content[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2")
+            assert answer.content[:3] == b"ID3" or answer.content[:2] in (
+                b"\xff\xfb",
+                b"\xff\xf3",
+                b"\xff\xf2",
+            )
     later = [row for row in _interactions(database_url) if row.step > 1]
     assert all(row.language == language for row in later)
 
@@ -117,8 +130,14 @@ async def test_language_is_remembered_for_the_next_call(
     second = Call(client=client, signer=signer, flows=flows, caller=CALLER)
     screens = await walk(second, _script("*", "1"))
     hotline = flows["hotline"]
-    assert _texts(screens[0]) == [hotline.nodes["welcome_back"].prompt["qu"], hotline.nodes["main"].prompt["qu"]]
-    assert _texts(screens[1]) == [hotline.nodes["language"].prompt["es"], hotline.nodes["language"].prompt["qu"]]
+    assert _texts(screens[0]) == [
+        hotline.nodes["welcome_back"].prompt["qu"],
+        hotline.nodes["main"].prompt["qu"],
+    ]
+    assert _texts(screens[1]) == [
+        hotline.nodes["language"].prompt["es"],
+        hotline.nodes["language"].prompt["qu"],
+    ]
     assert _texts(screens[2]) == [hotline.nodes["main"].prompt["es"]]
 
 
@@ -148,7 +167,9 @@ async def test_unsigned_or_forged_requests_are_refused(
     assert all(count_rows(database_url, table) == 0 for table in TABLES)
 
 
-async def test_signature_for_another_url_or_token_is_refused(client: httpx.AsyncClient, database_url: str) -> None:
+async def test_signature_for_another_url_or_token_is_refused(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
     """A signature must cover this exact URL and parameters, with our auth token."""
     params = {"CallSid": "CA" + "b" * 32, "From": CALLER}
     wrong_url = TwilioSigner("test-auth-token-0123456789abcdef", "https://evil.example.org")
@@ -172,14 +193,17 @@ async def test_missing_fields_get_a_400_apology(
     client: httpx.AsyncClient, signer: TwilioSigner, database_url: str, params: dict[str, str]
 ) -> None:
     """A signed but malformed webhook gets a 4xx with spoken TwiML, and nothing is written."""
-    response = await client.post("/twilio/voice", data=params,
-                                 headers=signer.headers(signer.public("/twilio/voice"), params))
+    response = await client.post(
+        "/twilio/voice", data=params, headers=signer.headers(signer.public("/twilio/voice"), params)
+    )
     assert response.status_code == 400
     assert "<Hangup" in response.text
     assert all(count_rows(database_url, table) == 0 for table in TABLES)
 
 
-async def test_wrong_keys_reprompt_twice_then_end_politely(phone: Call, flows: dict[str, FlowDefinition]) -> None:
+async def test_wrong_keys_reprompt_twice_then_end_politely(
+    phone: Call, flows: dict[str, FlowDefinition]
+) -> None:
     """Invalid keys and silence re-prompt in the caller's language, then the call ends with a goodbye."""
     hotline = flows["hotline"]
     screens = await walk(phone, _script("1", "7", "", "#"))
@@ -258,7 +282,11 @@ async def test_concurrent_redeliveries_store_one_answer(phone: Call, database_ur
     assert {response.status_code for response in responses} == {200}
     assert len({response.text for response in responses}) == 1
     assert count_rows(database_url, "webhook_deliveries") == 2
-    assert [row.event for row in _interactions(database_url) if row.step == 1] == ["input", "language", "entered"]
+    assert [row.event for row in _interactions(database_url) if row.step == 1] == [
+        "input",
+        "language",
+        "entered",
+    ]
 
 
 async def test_answer_is_committed_before_the_next_prompt(phone: Call, database_url: str) -> None:
@@ -294,7 +322,10 @@ async def test_unexpected_failure_is_a_spoken_apology(
 
 
 async def test_prompts_without_audio_fall_back_to_say_for_spanish(
-    client: httpx.AsyncClient, signer: TwilioSigner, flows: dict[str, FlowDefinition], app: FastAPI,
+    client: httpx.AsyncClient,
+    signer: TwilioSigner,
+    flows: dict[str, FlowDefinition],
+    app: FastAPI,
     tmp_path: Path,
 ) -> None:
     """Without audio, Spanish text is spoken with <Say language="es-MX">."""

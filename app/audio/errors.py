@@ -9,7 +9,7 @@ class AudioError(Exception):
     """Base class for audio problems."""
 
 
-class AudioToolMissing(AudioError):  # noqa: N818 -- domain names read as events, like CaseNotFound
+class AudioToolMissing(AudioError):
     """An external audio tool (espeak-ng, lame) is not installed."""
 
     def __init__(self, tool: str) -> None:

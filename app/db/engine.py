@@ -1,4 +1,4 @@
-"""Database engines: SQLite (WAL, busy timeout, foreign keys) as the embedded default, PostgreSQL for production."""
+"""Database engines: SQLite (WAL, busy timeout, foreign keys) by default, PostgreSQL in production."""
 
 from __future__ import annotations
 

@@ -64,7 +64,7 @@ def start(flow: FlowDefinition, *, language: str | None = None) -> Step:
     return run.finish(run.enter(entry))
 
 
-def resume(flow: FlowDefinition, state: RunState, given: Input) -> Step:
+def resume(flow: FlowDefinition, state: RunState, given: Input) -> Step:  # noqa: PLR0911 - one return per kind of node
     """Apply one input to a waiting conversation."""
     run = _Run(flow, state.language)
     if state.ended:
@@ -101,7 +101,9 @@ class _Run:
         while True:
             self.steps += 1
             if self.steps > MAX_STEPS:
-                raise FlowLoopError(f"flow {self.flow.id!r} entered more than {MAX_STEPS} nodes for one input")
+                raise FlowLoopError(
+                    f"flow {self.flow.id!r} entered more than {MAX_STEPS} nodes for one input"
+                )
             node = self.flow.node(node_id)
             self.events.append(NodeEntered(node_id, _KINDS[type(node)]))
             self.say(node_id, node.prompt, every_language=isinstance(node, LanguageMenuNode))
@@ -162,8 +164,9 @@ class _Run:
         self.events.append(InputReceived(state.node, kind, key, outcome, target))
         return self.enter(target)
 
-    def retry(self, state: RunState, node: MenuNode | LanguageMenuNode | ArticleNode, key: str,
-              outcome: Outcome) -> RunState:
+    def retry(
+        self, state: RunState, node: MenuNode | LanguageMenuNode | ArticleNode, key: str, outcome: Outcome
+    ) -> RunState:
         kind = _KINDS[type(node)]
         self.events.append(InputReceived(state.node, kind, key, outcome))
         attempts = state.attempts + 1
@@ -196,8 +199,9 @@ def _after_article(node: ArticleNode) -> str:
     return "after_article" if node.next is not None else "after_last_article"
 
 
-def _keys(flow: FlowDefinition, node: MenuNode | LanguageMenuNode | ArticleNode,
-          language: str | None) -> tuple[str, ...]:
+def _keys(
+    flow: FlowDefinition, node: MenuNode | LanguageMenuNode | ArticleNode, language: str | None
+) -> tuple[str, ...]:
     """The keys that mean something at a node, for channels that list or restrict them."""
     if isinstance(node, MenuNode):
         extra = [REPEAT_KEY, MAIN_MENU_KEY] + ([LANGUAGE_KEY] if flow.language_menu() else [])

@@ -102,8 +102,7 @@ def _check_texts(flow: FlowDefinition) -> Iterator[Problem]:
     for name, text in flow.system.items():
         if name not in SYSTEM_PROMPTS:
             yield Problem(None, f"unknown system prompt {name!r} (known: {', '.join(SYSTEM_PROMPTS)})")
-        for problem in _check_text(flow, None, f"system prompt {name!r}", text):
-            yield problem
+        yield from _check_text(flow, None, f"system prompt {name!r}", text)
 
 
 def _check_text(flow: FlowDefinition, node_id: str | None, what: str, text: Text) -> Iterator[Problem]:
@@ -124,7 +123,9 @@ def _check_keys(flow: FlowDefinition) -> Iterator[Problem]:
                 if len(key) != 1 or key not in KEYPAD:
                     yield Problem(node_id, f"menu key {key!r} is not a single keypad key (0-9, * or #)")
                 elif key in RESERVED_MENU_KEYS:
-                    yield Problem(node_id, f"menu key {key!r} is reserved (0 repeats, 9 main menu, * language)")
+                    yield Problem(
+                        node_id, f"menu key {key!r} is reserved (0 repeats, 9 main menu, * language)"
+                    )
         elif isinstance(node, LanguageMenuNode):
             for key, lang in node.options.items():
                 if len(key) != 1 or key not in KEYPAD or key in RESERVED_MENU_KEYS:

@@ -24,9 +24,7 @@ class SessionRepository:
 
     async def lock(self, session_id: str) -> CallSession | None:
         """Load a session and lock its row so redeliveries of one step are handled one at a time."""
-        return await self.db.scalar(
-            select(CallSession).where(CallSession.id == session_id).with_for_update()
-        )
+        return await self.db.scalar(select(CallSession).where(CallSession.id == session_id).with_for_update())
 
     async def delivery(self, session_id: str, step: int) -> str | None:
         """The answer already given to a step, if any."""

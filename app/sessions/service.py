@@ -66,7 +66,9 @@ class ConversationService:
         self.sessions = SessionRepository(db)
         self.callers = CallerRepository(db)
 
-    async def begin(self, channel: Channel, provider_id: str, e164: str | None, flow_id: str) -> Turn | Replay:
+    async def begin(
+        self, channel: Channel, provider_id: str, e164: str | None, flow_id: str
+    ) -> Turn | Replay:
         """Start a session for a new call, or replay the first answer if Twilio redelivers it."""
         existing = await self.sessions.by_provider_id(channel, provider_id)
         if existing is not None:
@@ -76,9 +78,17 @@ class ConversationService:
         flow = self.flows[flow_id]
         step = engine.start(flow, language=caller.language if caller else None)
         session = CallSession(
-            id=secrets.token_hex(16), caller_id=caller.id if caller else None, channel=channel,
-            provider_id=provider_id, flow_id=flow_id, language=step.state.language,
-            state=step.state.model_dump(), step=0, status="active", started_at=now, updated_at=now,
+            id=secrets.token_hex(16),
+            caller_id=caller.id if caller else None,
+            channel=channel,
+            provider_id=provider_id,
+            flow_id=flow_id,
+            language=step.state.language,
+            state=step.state.model_dump(),
+            step=0,
+            status="active",
+            started_at=now,
+            updated_at=now,
         )
         self.sessions.add(session)
         await self._record(session, 0, step, RunState(node=flow.start, language=step.state.language))
@@ -158,20 +168,43 @@ def _interactions(
             current_node = event.node
             row = {"node": event.node, "kind": event.kind, "event": "entered", "value": None, "outcome": None}
         elif isinstance(event, InputReceived):
-            row = {"node": event.node, "kind": event.kind, "event": "input",
-                   "value": event.value[:MAX_STORED_VALUE], "outcome": event.outcome}
+            row = {
+                "node": event.node,
+                "kind": event.kind,
+                "event": "input",
+                "value": event.value[:MAX_STORED_VALUE],
+                "outcome": event.outcome,
+            }
         elif isinstance(event, LanguageChosen):
             language = event.language
-            row = {"node": current_node, "kind": "language", "event": "language", "value": event.language,
-                   "outcome": None}
+            row = {
+                "node": current_node,
+                "kind": "language",
+                "event": "language",
+                "value": event.language,
+                "outcome": None,
+            }
         elif isinstance(event, Hangup):
-            row = {"node": current_node, "kind": "end", "event": "hangup", "value": event.reason,
-                   "outcome": None}
+            row = {
+                "node": current_node,
+                "kind": "end",
+                "event": "hangup",
+                "value": event.reason,
+                "outcome": None,
+            }
         else:
             continue
         seq += 1
         yield Interaction(
-            session_id=session.id, step=number, seq=seq, channel=session.channel, flow_id=session.flow_id,
-            language=language, gender=session.gender, age_band=session.age_band,
-            community=session.community, created_at=now, **row,
+            session_id=session.id,
+            step=number,
+            seq=seq,
+            channel=session.channel,
+            flow_id=session.flow_id,
+            language=language,
+            gender=session.gender,
+            age_band=session.age_band,
+            community=session.community,
+            created_at=now,
+            **row,
         )

@@ -50,8 +50,9 @@ async def incoming_call(
     call_sid = _call_sid(form)
     if "From" not in form:
         raise InvalidWebhook("From missing")
-    result = await conversations.begin(Channel.VOICE, call_sid, normalize_e164(form["From"]),
-                                       settings.default_flow)
+    result = await conversations.begin(
+        Channel.VOICE, call_sid, normalize_e164(form["From"]), settings.default_flow
+    )
     return await _answer(result, conversations, renderer, settings.public_base_url)
 
 
@@ -85,8 +86,9 @@ async def call_status(form: TwilioForm, conversations: Conversations) -> Respons
     return Response(status_code=204)
 
 
-async def _answer(result: Turn | Replay, conversations: ConversationService, renderer: VoiceRenderer,
-                  base_url: str) -> Response:
+async def _answer(
+    result: Turn | Replay, conversations: ConversationService, renderer: VoiceRenderer, base_url: str
+) -> Response:
     if isinstance(result, Replay):
         return Response(result.response, media_type=TWIML)
     action = f"{base_url}/twilio/voice/sessions/{result.session.id}/steps/{result.number + 1}"

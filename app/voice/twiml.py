@@ -33,7 +33,11 @@ class VoiceRenderer:
                 pending.append(event.prompt)
             elif isinstance(event, Ask):
                 gather = Gather(
-                    input="dtmf", num_digits=1, timeout=event.timeout, action=action_url, method="POST",
+                    input="dtmf",
+                    num_digits=1,
+                    timeout=event.timeout,
+                    action=action_url,
+                    method="POST",
                     action_on_empty_result=True,
                     finish_on_key="",  # '#' is a menu key like any other, not "end of input"
                 )
@@ -52,7 +56,8 @@ class VoiceRenderer:
         text = flow.system["error"]
         response = VoiceResponse()
         prompts = [
-            Prompt(flow.id, system_prompt_key("error"), lang, text[lang]) for lang in languages or flow.languages
+            Prompt(flow.id, system_prompt_key("error"), lang, text[lang])
+            for lang in languages or flow.languages
         ]
         self._add_prompts(response, prompts)
         response.hangup()
@@ -67,7 +72,11 @@ class VoiceRenderer:
             voice = SAY_VOICES.get(prompt.language)
             if voice is None:
                 # Run `rimay audio build`; a Spanish voice reading the text beats silence on a live call.
-                log.error("no audio for %s/%s/%s and no Twilio voice for it", prompt.language,
-                          prompt.flow_id, prompt.key)
+                log.error(
+                    "no audio for %s/%s/%s and no Twilio voice for it",
+                    prompt.language,
+                    prompt.flow_id,
+                    prompt.key,
+                )
                 voice = SAY_VOICES["es"]
             verb.say(prompt.text, language=voice)

@@ -28,9 +28,12 @@ class TwilioSignature:
         params = {key: value for key, value in form.multi_items() if isinstance(value, str)}
         signature = request.headers.get(SIGNATURE_HEADER, "")
         validator = RequestValidator(settings.auth_token)
-        if not signature or not validator.validate(public_url(settings.public_base_url, request), params,
-                                                   signature):
-            log.warning("refused %s %s: missing or invalid Twilio signature", request.method, request.url.path)
+        if not signature or not validator.validate(
+            public_url(settings.public_base_url, request), params, signature
+        ):
+            log.warning(
+                "refused %s %s: missing or invalid Twilio signature", request.method, request.url.path
+            )
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail="invalid_signature")
         return params
 

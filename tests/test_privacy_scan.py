@@ -1,0 +1,118 @@
+"""No phone number at rest: scan the SQLite files, the server log and a PostgreSQL dump after real calls."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.flows.model import FlowDefinition
+from app.simulator import Call, TwilioSigner
+from tests.conftest import AUTH_TOKEN, ROOT
+from tests.pg import PostgresServer
+from tests.test_voice_endpoints import walk
+
+NUMBER = "+51964123987"
+NEEDLES = (NUMBER, NUMBER[1:], NUMBER[3:], "%2B" + NUMBER[1:], "964 123 987")
+
+
+def _hits(blob: bytes) -> list[str]:
+    return [needle for needle in NEEDLES if needle.encode() in blob]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path, audio_data_dir: Path) -> Iterator[tuple[str, Path, Path]]:
+    """The real service under uvicorn on loopback, on SQLite, logging to a file at DEBUG."""
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "audio").symlink_to(audio_data_dir / "audio", target_is_directory=True)
+    env = {
+        **os.environ,
+        "RIMAY_DATA_DIR": str(data_dir),
+        "RIMAY_PUBLIC_BASE_URL": base_url,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "RIMAY_LOG_LEVEL": "DEBUG",
+        "RIMAY_FLOWS_DIR": str(ROOT / "voice_flows"),
+        "RIMAY_AUDIO_DIR": str(ROOT / "audio"),
+    }
+    env.pop("RIMAY_DATABASE_URL", None)
+    rimay = [sys.executable, "-m", "app.cli"]
+    subprocess.run([*rimay, "migrate"], env=env, check=True, cwd=tmp_path, capture_output=True)
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*rimay, "serve", "--port", str(port)], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            _wait_healthy(base_url, process)
+            yield base_url, data_dir, log_path
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=15)
+
+
+def _wait_healthy(base_url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail("the server exited during start-up")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    pytest.fail("the server did not become healthy in 30 s")
+
+
+async def test_no_number_in_sqlite_or_server_log(
+    server: tuple[str, Path, Path], flows: dict[str, FlowDefinition]
+) -> None:
+    """After full calls over HTTP (with an error and a forged request too), the number is nowhere."""
+    base_url, data_dir, log_path = server
+    signer = TwilioSigner(AUTH_TOKEN, base_url)
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        phone = Call(client=client, signer=signer, flows=flows, caller=NUMBER)
+        await walk(phone, ["2", "1", "1", "2", "0", "7", "9"])
+        again = Call(client=client, signer=signer, flows=flows, caller=NUMBER)
+        await walk(again, ["1"])
+        forged = await client.post("/twilio/voice", data={"CallSid": "CA" + "f" * 32, "From": NUMBER})
+        assert forged.status_code == 403
+        malformed = await phone.post("/twilio/voice", {"CallSid": "bogus"})
+        assert malformed.status_code == 400
+    time.sleep(0.5)  # let the server flush its log
+    files = [path for path in data_dir.glob("rimay.sqlite3*") if path.is_file()]
+    assert files, "the SQLite database was not created where expected"
+    for path in [*files, log_path]:
+        assert _hits(path.read_bytes()) == [], f"phone number found in {path.name}"
+    log = log_path.read_text()
+    assert "POST /twilio/voice" in log, "the log scanned must be the server's real access log"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_no_number_in_postgresql_dump(
+    postgres_server: PostgresServer | None, database_url: str, phone: Call
+) -> None:
+    """A pg_dump after a full call holds pseudonyms only."""
+    assert postgres_server is not None
+    caller = Call(client=phone.client, signer=phone.signer, flows=phone.flows, caller=NUMBER)
+    await walk(caller, ["1", "1", "4", "1", "2"])
+    dump = postgres_server.dump(database_url.rsplit("/", 1)[1])
+    assert "COPY public.interactions" in dump
+    assert _hits(dump.encode()) == []
