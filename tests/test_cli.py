@@ -40,7 +40,9 @@ def test_call_walks_the_hotline_in_process(environment: Path) -> None:
     assert b"900000001" not in database
 
 
-def test_call_reports_invalid_flows(environment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_call_reports_invalid_flows(
+    environment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A broken flow stops the phone with the linter's message."""
     broken = tmp_path / "flows"
     broken.mkdir()

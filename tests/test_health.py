@@ -21,7 +21,9 @@ async def test_healthz_ok(client: httpx.AsyncClient) -> None:
 async def test_healthz_reports_an_unreachable_database(tmp_path: Path) -> None:
     """503 with the reason, not a 500, when the database is down."""
     settings = Settings(
-        data_dir=tmp_path, database_url="postgresql://nobody@127.0.0.1:9/none", flows_dir=ROOT / "voice_flows",
+        data_dir=tmp_path,
+        database_url="postgresql://nobody@127.0.0.1:9/none",
+        flows_dir=ROOT / "voice_flows",
         audio_dir=ROOT / "audio",
     )
     app = create_app(settings)

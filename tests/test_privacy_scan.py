@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -57,7 +58,11 @@ def server(tmp_path: Path, audio_data_dir: Path) -> Iterator[tuple[str, Path, Pa
     log_path = tmp_path / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [*rimay, "serve", "--port", str(port)], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
+            [*rimay, "serve", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             _wait_healthy(base_url, process)
@@ -95,7 +100,7 @@ async def test_no_number_in_sqlite_or_server_log(
         assert forged.status_code == 403
         malformed = await phone.post("/twilio/voice", {"CallSid": "bogus"})
         assert malformed.status_code == 400
-    time.sleep(0.5)  # let the server flush its log
+    await asyncio.sleep(0.5)  # let the server flush its log
     files = [path for path in data_dir.glob("rimay.sqlite3*") if path.is_file()]
     assert files, "the SQLite database was not created where expected"
     for path in [*files, log_path]:

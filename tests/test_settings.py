@@ -18,7 +18,10 @@ STRONG = "s" * 48
 
 def _production(tmp_path: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "env": Environment.PRODUCTION, "data_dir": tmp_path, "secret_key": STRONG, "contact_key": STRONG + "c",
+        "env": Environment.PRODUCTION,
+        "data_dir": tmp_path,
+        "secret_key": STRONG,
+        "contact_key": STRONG + "c",
         "twilio_auth_token": "real-token",
     }
     values.update(overrides)
@@ -27,13 +30,18 @@ def _production(tmp_path: Path, **overrides: object) -> Settings:
 
 @pytest.mark.parametrize("name", ["secret_key", "contact_key", "twilio_auth_token"])
 @pytest.mark.parametrize("value", [None, "", "changeme", "secret"])
-def test_production_refuses_missing_or_placeholder_secrets(tmp_path: Path, name: str, value: str | None) -> None:
+def test_production_refuses_missing_or_placeholder_secrets(
+    tmp_path: Path, name: str, value: str | None
+) -> None:
     """Each secret is named in the message, with how to make one."""
     settings = _production(tmp_path, **{name: value})
     with pytest.raises(ConfigurationError) as error:
         settings.check()
-    expected = {"secret_key": "RIMAY_SECRET_KEY", "contact_key": "RIMAY_CONTACT_KEY",
-                "twilio_auth_token": "TWILIO_AUTH_TOKEN"}[name]
+    expected = {
+        "secret_key": "RIMAY_SECRET_KEY",
+        "contact_key": "RIMAY_CONTACT_KEY",
+        "twilio_auth_token": "TWILIO_AUTH_TOKEN",
+    }[name]
     assert expected in str(error.value)
     assert not (tmp_path / "secrets").exists()
 
@@ -97,12 +105,16 @@ def test_server_refuses_to_start_on_an_invalid_flow(tmp_path: Path) -> None:
     """create_app stops with the same file:node: message the linter prints."""
     flows = tmp_path / "flows"
     flows.mkdir()
-    (flows / "hotline.yaml").write_text("id: hotline\nlanguages: [es]\nstart: nowhere\nmain: nowhere\nnodes: {}\n")
+    (flows / "hotline.yaml").write_text(
+        "id: hotline\nlanguages: [es]\nstart: nowhere\nmain: nowhere\nnodes: {}\n"
+    )
     settings = Settings(data_dir=tmp_path, flows_dir=flows)
     with pytest.raises(FlowLoadError) as error:
         create_app(settings)
-    assert any(line.endswith("hotline.yaml:(flow): start points to unknown node 'nowhere'")
-               for line in error.value.problems)
+    assert any(
+        line.endswith("hotline.yaml:(flow): start points to unknown node 'nowhere'")
+        for line in error.value.problems
+    )
 
 
 def test_server_refuses_an_unknown_default_flow(tmp_path: Path) -> None:
