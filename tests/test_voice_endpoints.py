@@ -319,6 +319,35 @@ async def test_unexpected_failure_is_a_spoken_apology(
     assert "<Hangup" in response.text
     assert "<Play>" in response.text
     assert count_rows(database_url, "webhook_deliveries") == 1
+    apology = parse_twiml(response.text, phone.flows)
+    assert [verb.text for verb in apology.prompts] == [
+        phone.flows["hotline"].system["error"]["es"],
+        phone.flows["hotline"].system["error"]["qu"],
+    ]
+
+
+async def test_apology_is_in_the_callers_language(
+    phone: Call, monkeypatch: pytest.MonkeyPatch, flows: dict[str, FlowDefinition]
+) -> None:
+    """Once a language is chosen, an error mid-call is apologised for in that language only."""
+    from app.flows import engine
+
+    screens = await walk(phone, _script())
+    action = screens[0].gather_action
+    assert action is not None
+    chosen = await phone.post(action, {"Digits": "2"})
+    next_action = parse_twiml(chosen.text, flows).gather_action
+    assert next_action is not None
+    assert next_action.endswith("?lang=qu")
+
+    def explode(*_: object, **__: object) -> None:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(engine, "resume", explode)
+    response = await phone.post(next_action, {"Digits": "1"})
+    apology = parse_twiml(response.text, flows)
+    assert [verb.text for verb in apology.prompts] == [flows["hotline"].system["error"]["qu"]]
+    assert apology.hangup
 
 
 async def test_prompts_without_audio_fall_back_to_say_for_spanish(

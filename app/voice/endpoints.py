@@ -92,5 +92,8 @@ async def _answer(
     if isinstance(result, Replay):
         return Response(result.response, media_type=TWIML)
     action = f"{base_url}/twilio/voice/sessions/{result.session.id}/steps/{result.number + 1}"
+    if result.session.language:
+        # Lets an apology be spoken in the caller's language even when the database is unreachable.
+        action += f"?lang={result.session.language}"
     body = await conversations.commit(result, renderer.render(result.events, action))
     return Response(body, media_type=TWIML)

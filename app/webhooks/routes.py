@@ -47,6 +47,10 @@ def _fields(error: RequestValidationError) -> str:
 
 
 def _apology(request: Request, status_code: int) -> Response:
+    """The flow's error prompt in the caller's language (from the action URL), else in every language."""
     state = request.app.state
-    body: str = state.voice.apology(state.flows[state.settings.default_flow])
+    flow = state.flows[state.settings.default_flow]
+    language = request.query_params.get("lang")
+    languages = [language] if language in flow.languages else None
+    body: str = state.voice.apology(flow, languages)
     return Response(content=body, status_code=status_code, media_type=TWIML)
