@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from app.audio.library import AudioLibrary
 from app.db.engine import make_sync_engine
 from app.db.migrate import upgrade
 from app.flows.loader import load_flows
@@ -110,6 +111,24 @@ def audio_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         report = build_audio(load_flows(ROOT / "voice_flows").values(), library, EspeakSynthesizer())
         assert report.ok, report.summary()
     return data_dir
+
+
+@pytest.fixture
+def recorded(tmp_path: Path) -> Path:
+    """An empty folder for recorded audio."""
+    return tmp_path / "audio"
+
+
+@pytest.fixture
+def generated(tmp_path: Path) -> Path:
+    """An empty folder for generated audio."""
+    return tmp_path / "var" / "audio"
+
+
+@pytest.fixture
+def library(recorded: Path, generated: Path) -> AudioLibrary:
+    """An audio library over those folders that rescans only when told to."""
+    return AudioLibrary(recorded, generated, check_interval=3600)
 
 
 @pytest.fixture

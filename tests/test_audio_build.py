@@ -62,21 +62,6 @@ class FakeSynthesizer:
         out_path.write_bytes(f"{language}:{text}".encode())
 
 
-@pytest.fixture
-def recorded(tmp_path: Path) -> Path:
-    return tmp_path / "audio"
-
-
-@pytest.fixture
-def generated(tmp_path: Path) -> Path:
-    return tmp_path / "var" / "audio"
-
-
-@pytest.fixture
-def library(recorded: Path, generated: Path) -> AudioLibrary:
-    return AudioLibrary(recorded, generated, check_interval=3600)
-
-
 def names(prompts: Iterable[PromptAudio]) -> list[str]:
     return sorted(map(str, prompts))
 

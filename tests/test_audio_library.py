@@ -13,21 +13,6 @@ from app.audio import library as library_module
 from app.audio.library import AudioLibrary
 
 
-@pytest.fixture
-def recorded(tmp_path: Path) -> Path:
-    return tmp_path / "audio"
-
-
-@pytest.fixture
-def generated(tmp_path: Path) -> Path:
-    return tmp_path / "var" / "audio"
-
-
-@pytest.fixture
-def library(recorded: Path, generated: Path) -> AudioLibrary:
-    return AudioLibrary(recorded, generated, check_interval=3600)
-
-
 def put(root: Path, relative: str, content: bytes) -> Path:
     path = root / relative
     path.parent.mkdir(parents=True, exist_ok=True)

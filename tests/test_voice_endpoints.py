@@ -289,6 +289,16 @@ async def test_concurrent_redeliveries_store_one_answer(phone: Call, database_ur
     ]
 
 
+async def test_concurrent_first_deliveries_create_one_session(phone: Call, database_url: str) -> None:
+    """Simultaneous redeliveries of a new call: one session, one caller, the same TwiML for all."""
+    responses = await asyncio.gather(*(phone.post("/twilio/voice", {}) for _ in range(8)))
+    assert {response.status_code for response in responses} == {200}
+    assert len({response.text for response in responses}) == 1
+    assert count_rows(database_url, "sessions") == 1
+    assert count_rows(database_url, "callers") == 1
+    assert count_rows(database_url, "interactions") == 2
+
+
 async def test_answer_is_committed_before_the_next_prompt(phone: Call, database_url: str) -> None:
     """Once the TwiML is back, another connection already sees the stored key press."""
     first = await phone.post("/twilio/voice", {})

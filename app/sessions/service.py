@@ -91,7 +91,15 @@ class ConversationService:
             updated_at=now,
         )
         self.sessions.add(session)
-        await self._record(session, 0, step, RunState(node=flow.start, language=step.state.language))
+        try:
+            await self._record(session, 0, step, RunState(node=flow.start, language=step.state.language))
+        except IntegrityError:
+            # A simultaneous delivery of the same call created the session first: answer as it did.
+            await self.db.rollback()
+            winner = await self.sessions.by_provider_id(channel, provider_id)
+            if winner is None:
+                raise
+            return await self._replay(winner, 0)
         return Turn(session, 0, step.events)
 
     async def advance(self, session_id: str, number: int, provider_id: str, given: Input) -> Turn | Replay:
