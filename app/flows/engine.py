@@ -66,6 +66,10 @@ def start(flow: FlowDefinition, *, language: str | None = None) -> Step:
 
 def resume(flow: FlowDefinition, state: RunState, given: Input) -> Step:  # noqa: PLR0911 - one return per kind of node
     """Apply one input to a waiting conversation."""
+    if state.language is not None and state.language not in flow.languages:
+        # The flow no longer offers the caller's language: let them choose again.
+        run = _Run(flow, None)
+        return run.finish(run.enter(flow.language_menu() or flow.start))
     run = _Run(flow, state.language)
     if state.ended:
         return run.finish(state, Hangup(EndReason.COMPLETED))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from pydantic import ValidationError
 
 from app.flows.model import FlowDefinition
 from app.flows.validate import Problem, check_flow, review_notes
+
+BAD_NODE_ID = "node id must start with a lowercase letter and use only a-z, 0-9 and _ (at most 64)"
 
 
 class FlowLoadError(Exception):
@@ -100,6 +103,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # PyYAML's own construct_mapping reports an unhashable key clearly
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate id {key!r}", key_node.start_mark
@@ -142,6 +147,8 @@ def _format_validation(error: Any, source: _Source) -> str:
     loc = [str(part) for part in error["loc"]]
     if len(loc) >= 2 and loc[0] == "nodes":
         node, rest = loc[1], loc[2:]
+        if rest == ["[key]"]:
+            return f"{_display(source.file_of(node))}:{node}: {BAD_NODE_ID}"
         # The discriminator adds the node type to the location; it tells the editor nothing.
         if rest and rest[0] in {"message", "menu", "language_menu", "article", "end"}:
             rest = rest[1:]

@@ -107,7 +107,7 @@ class FlowDefinition(_Strict):
     input_timeout: int = Field(default=6, ge=1, le=30)
     include: list[str] = Field(default_factory=list)
     system: dict[str, Text] = Field(default_factory=dict)
-    nodes: dict[str, Node]
+    nodes: dict[NodeId, Node]
 
     def node(self, node_id: str) -> MessageNode | MenuNode | LanguageMenuNode | ArticleNode | EndNode:
         """Return a node by id (the definition is validated, so ids resolve)."""

@@ -24,6 +24,15 @@ def mask_phone_numbers(text: str) -> str:
     return text
 
 
+def _masked_args(args: Any) -> Any:
+    """Arguments with every value rendered and masked, keeping their tuple or mapping shape."""
+    if isinstance(args, dict):
+        return {key: mask_phone_numbers(str(value)) for key, value in args.items()}
+    if isinstance(args, tuple):
+        return tuple(mask_phone_numbers(str(value)) for value in args)
+    return args
+
+
 def _mask(value: Any) -> Any:
     """Mask strings, leave other values alone."""
     return mask_phone_numbers(value) if isinstance(value, str) else value
@@ -37,9 +46,14 @@ class PhoneMaskingFilter(logging.Filter):
             # Uvicorn's access formatter unpacks these arguments, so they must stay a tuple.
             record.args = tuple(_mask(arg) for arg in record.args)
         else:
-            # Arguments may be any object whose str() holds a number; mask the rendered message.
-            record.msg = mask_phone_numbers(record.getMessage())
-            record.args = None
+            try:
+                # Arguments may be any object whose str() holds a number; mask the rendered message.
+                record.msg = mask_phone_numbers(record.getMessage())
+                record.args = None
+            except (TypeError, ValueError):
+                # A broken log call: leave logging to report it (it never raises), but masked.
+                record.msg = mask_phone_numbers(str(record.msg))
+                record.args = _masked_args(record.args)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
