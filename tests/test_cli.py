@@ -60,3 +60,13 @@ def test_migrate_on_a_fresh_data_dir(environment: Path) -> None:
     assert result.exit_code == 0
     assert "up to date" in result.output
     assert (environment / "rimay.sqlite3").exists()
+
+
+def test_call_reads_keys_from_the_terminal(environment: Path) -> None:
+    """Interactive use: keys typed at the prompt, Enter for silence, h to hang up."""
+    runner = CliRunner()
+    assert runner.invoke(app, ["migrate"]).exit_code == 0
+    result = runner.invoke(app, ["call"], input="1\n\nh\n")
+    assert result.exit_code == 0, result.output
+    assert "Menú principal" in result.output
+    assert "No recibimos su respuesta." in result.output

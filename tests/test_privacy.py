@@ -55,7 +55,22 @@ def test_normalize_e164_accepts_numbers(raw: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["anonymous", "client:alice", "sip:x@y", "", None, "+0123", "+123", "51987654321"]
+    "raw",
+    [
+        "anonymous",
+        "client:alice",
+        "sip:x@y",
+        "",
+        None,
+        "+0123",
+        "+123",
+        "51987654321",
+        "+266696687",
+        "+7378742833",
+        "+8656696",
+        "+2562533",
+        "+86282452253",
+    ],
 )
 def test_normalize_e164_rejects_non_numbers(raw: str | None) -> None:
     """Withheld numbers, SIP and client identities and malformed numbers give None."""

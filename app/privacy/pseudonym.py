@@ -9,6 +9,12 @@ import re
 from app.privacy.keys import KeyPurpose, derive_key
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_KEYPAD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "22233344455566677778889999")
+WITHHELD = frozenset(
+    "+" + word.translate(_KEYPAD)
+    for word in ("ANONYMOUS", "RESTRICTED", "UNKNOWN", "BLOCKED", "UNAVAILABLE", "PRIVATE")
+)
+"""Twilio spells a withheld caller id on the keypad (ANONYMOUS -> +266696687); it is nobody's number."""
 
 
 def normalize_e164(raw: str | None) -> str | None:
@@ -16,7 +22,9 @@ def normalize_e164(raw: str | None) -> str | None:
     if raw is None:
         return None
     candidate = re.sub(r"[\s().-]", "", raw.strip())
-    return candidate if _E164.match(candidate) else None
+    if candidate in WITHHELD or not _E164.match(candidate):
+        return None
+    return candidate
 
 
 class Pseudonymizer:
