@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from app.voice.twiml import VoiceRenderer
 from app.webhooks.routes import TWIML, TwimlRoute
 from app.webhooks.signature import TwilioForm
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio/voice", tags=["twilio"], route_class=TwimlRoute)
 
 CALL_SID = r"^CA[0-9a-fA-F]{32}$"
@@ -53,6 +55,13 @@ async def incoming_call(
     result = await conversations.begin(
         Channel.VOICE, call_sid, normalize_e164(form["From"]), settings.default_flow
     )
+    if isinstance(result, Turn):
+        log.info(
+            "call started: session %s, flow %s, language %s",
+            result.session.id,
+            result.session.flow_id,
+            result.session.language or "not chosen",
+        )
     return await _answer(result, conversations, renderer, settings.public_base_url)
 
 
@@ -83,6 +92,7 @@ async def call_status(form: TwilioForm, conversations: Conversations) -> Respons
     raw_duration = form.get("CallDuration", "")
     duration = int(raw_duration) if raw_duration.isdigit() and len(raw_duration) < 9 else None
     await conversations.call_status(call_sid, status, duration)
+    log.info("call %s: %s after %s s", call_sid, status, duration if duration is not None else "?")
     return Response(status_code=204)
 
 
