@@ -17,7 +17,7 @@ from app.audio.cli import audio_app
 from app.flows.loader import FlowLoadError, lint_flows, load_flows
 from app.flows.model import FlowDefinition
 from app.settings import ConfigurationError, get_settings
-from app.simulator import HANG_UP, Call, Screen, TwilioSigner
+from app.simulator import HANG_UP, Call, Screen, TextPhone, TwilioSigner
 
 app = typer.Typer(
     help="Rimay: an IVR and SMS hotline for communities affected by mining.", no_args_is_help=True
@@ -118,6 +118,49 @@ async def _call(
                 typer.echo(f"  🔊 {prompt.text}")
             if screen.hangup:
                 typer.echo("  [the hotline hung up]")
+
+
+@app.command()
+def sms(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="A running service, e.g. http://127.0.0.1:8000. Default: run the app in this process."
+        ),
+    ] = None,
+    sender: Annotated[
+        str, typer.Option("--from", help="The sender's number (only its pseudonym is stored).")
+    ] = "+51900000002",
+    messages: Annotated[
+        str | None,
+        typer.Option(help="Scripted messages separated by '|'. Default: type them at the terminal."),
+    ] = None,
+) -> None:
+    """A terminal SMS phone: text the hotline through the real signed webhook and read its replies."""
+    _check_startup()
+    script = iter(messages.split("|")) if messages is not None else None
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    asyncio.run(_texts(url, sender, script))
+
+
+async def _texts(url: str | None, sender: str, script: Iterator[str] | None) -> None:
+    settings = get_settings()
+    signer = TwilioSigner(settings.auth_token, settings.public_base_url)
+    async with _client(url) as client:
+        phone = TextPhone(client=client, signer=signer, sender=sender)
+        while True:
+            if script is not None:
+                body = next(script, None)
+                if body is None:
+                    return
+                typer.echo(f"  ✉ you> {body}")
+            else:
+                body = typer.prompt("  ✉ you (/quit to stop)", default="", show_default=False)
+                if body.strip() == "/quit":
+                    return
+            replies = await phone.text(body)
+            for reply in replies or ["(no reply)"]:
+                typer.echo("  ✉ rimay> " + reply.replace("\n", "\n           "))
 
 
 def _press(screen: Screen, script: Iterator[str] | None) -> str | None:

@@ -16,6 +16,7 @@ from app.flows.loader import FlowLoadError, load_flows
 from app.logs import configure_logging
 from app.privacy.pseudonym import Pseudonymizer
 from app.settings import ConfigurationError, Settings, get_settings
+from app.sms.endpoints import router as sms_router
 from app.voice.endpoints import router as voice_router
 from app.voice.twiml import VoiceRenderer
 
@@ -55,10 +56,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.audio = audio
     app.state.voice = VoiceRenderer(audio, settings.public_base_url)
     app.state.pseudonyms = Pseudonymizer(settings.master_secret)
+    app.state.forget_contact = lambda _db: _forget_nothing
+    app.state.subscribe_news = lambda _db: None
     app.include_router(voice_router)
+    app.include_router(sms_router)
     app.include_router(audio_router)
     app.include_router(health.router)
     return app
+
+
+async def _forget_nothing(_caller_id: int) -> None:
+    """Placeholder until contact details are stored (nothing to delete yet)."""
 
 
 __all__ = ["ConfigurationError", "FlowLoadError", "create_app"]

@@ -46,6 +46,24 @@ class Settings(BaseSettings):
     default_flow: str = "hotline"
     audio_dir: Path = Path("audio")
     log_level: str = "INFO"
+    # SMS: a conversation idle this long ends; the next message starts fresh in the remembered language.
+    sms_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # Missed-call call-back: reject incoming calls (free for the caller) and call back through the outbox.
+    callback_mode: bool = False
+    callback_delay_seconds: int = Field(default=30, ge=0, le=3600)
+    callback_window_hours: int = Field(default=24, ge=1, le=24 * 7)
+    callback_max_per_minute: int = Field(default=10, ge=1, le=1000)
+    # Outbound (outbox worker): the hotline's own number (E.164) sends SMS and places call-backs; a
+    # Messaging Service SID (MG...) may be used instead of, or with, the number for SMS.
+    twilio_number: str | None = Field(default=None, pattern=r"^\+[1-9]\d{6,14}$")
+    twilio_messaging_service_sid: str | None = Field(default=None, pattern=r"^MG[0-9a-fA-F]{32}$")
+    # At most this many messages and calls per caller in 24 hours (cancelled ones do not count).
+    outbound_daily_cap: int = Field(default=10, ge=0, le=1000)
+    # A message that still fails (429, 5xx, timeout) after this many attempts is marked failed.
+    outbox_max_attempts: int = Field(default=5, ge=1, le=50)
+    # A row left `sending` this long means its worker died mid-send: it is failed for review, never
+    # re-sent blindly. Keep it well above a batch's worst case (batch size x REST timeout).
+    outbox_lease_seconds: int = Field(default=900, ge=60, le=24 * 3600)
     twilio_account_sid: str | None = Field(
         default=None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "RIMAY_TWILIO_ACCOUNT_SID")
     )

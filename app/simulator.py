@@ -122,3 +122,40 @@ class Call:
             response = await self.post(screen.gather_action, {"Digits": pressed, "CallStatus": "in-progress"})
         duration = str(int(time.monotonic() - self.started))
         await self.post("/twilio/voice/status", {"CallStatus": "completed", "CallDuration": duration})
+
+
+def parse_messages(body: str) -> list[str]:
+    """The texts of the <Message> verbs in an SMS reply (none when the hotline stays silent)."""
+    root = ET.fromstring(body)  # noqa: S314 - our own server's TwiML, not untrusted input
+    return [message.text or "" for message in root.iter("Message")]
+
+
+@dataclass
+class TextPhone:
+    """A simulated phone texting the hotline, as Twilio delivers SMS."""
+
+    client: httpx.AsyncClient
+    signer: TwilioSigner
+    sender: str
+    hotline: str = "+15005550006"
+
+    async def send(self, body: str, message_sid: str | None = None) -> httpx.Response:
+        """Deliver one SMS (a fixed MessageSid simulates a redelivery)."""
+        params = {
+            "MessageSid": message_sid or "SM" + secrets.token_hex(16),
+            "AccountSid": "AC" + "0" * 32,
+            "From": self.sender,
+            "To": self.hotline,
+            "Body": body,
+            "NumMedia": "0",
+        }
+        public_url = self.signer.public("/twilio/sms")
+        return await self.client.post(
+            "/twilio/sms", data=params, headers=self.signer.headers(public_url, params)
+        )
+
+    async def text(self, body: str) -> list[str]:
+        """Send a message and return the texts of the reply."""
+        response = await self.send(body)
+        response.raise_for_status()
+        return parse_messages(response.text)

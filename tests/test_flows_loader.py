@@ -24,6 +24,17 @@ system:
   error: {es: "Hubo un problema.", qu: "Sasachakuy kapun."}
   after_article: {es: "Marque 1, 2 o 0.", qu: "Hukta, iskayta, ch'usaqta ñit'iy."}
   after_last_article: {es: "Marque 1 o 0.", qu: "Hukta, ch'usaqta ñit'iy."}
+sms:
+  help: {es: "Escriba MENU.", qu: "MENU qillqay."}
+  opted_out: {es: "No le escribiremos más.", qu: "Manaña qillqamusqaykichu."}
+  opted_in: {es: "Bienvenida otra vez.", qu: "Yapamanta allin hamusqayki."}
+  more: {es: "Responda 0 para seguir", qu: "Qatinaykipaq 0 qillqay"}
+  repeat: {es: "Repetir", qu: "Yapamanta"}
+  next: {es: "Siguiente", qu: "Qatiq"}
+  back: {es: "Volver", qu: "Kutiy"}
+  main_menu: {es: "Menú principal", qu: "Qallariy akllana"}
+  change_language: {es: "Idioma", qu: "Simi"}
+  news_subscribed: {es: "Recibirá noticias.", qu: "Willakuykunata chaskinki."}
 nodes:
   greeting:
     type: message
@@ -38,8 +49,8 @@ nodes:
     type: menu
     prompt: {es: "Noticias, marque 1. Salir, marque 2.", qu: "Willakuy, hukta. Lluqsiy, iskayta."}
     options:
-      "1": {next: news}
-      "2": {next: bye}
+      "1": {next: news, label: {es: "Noticias", qu: "Willakuy"}}
+      "2": {next: bye, label: {es: "Salir", qu: "Lluqsiy"}}
   news:
     type: article
     prompt: {es: "Una noticia.", qu: "Huk willakuy."}
@@ -91,7 +102,7 @@ def test_invalid_yaml(flows_dir: Path) -> None:
     """A YAML syntax error names the file and the line."""
     write_flow(flows_dir, edit(MINIMAL_FLOW, 'options: {"1": es, "2": qu}', 'options: {"1": es, "2": qu'))
     # PyYAML notices the unclosed `{` on the next line, where it finds `next:`.
-    assert problems(flows_dir) == ["flows/demo.yaml:(flow): expected ',' or '}', but got ':' at line 23"]
+    assert problems(flows_dir) == ["flows/demo.yaml:(flow): expected ',' or '}', but got ':' at line 34"]
 
 
 def test_not_a_mapping(flows_dir: Path) -> None:
@@ -104,7 +115,7 @@ def test_duplicate_node_id(flows_dir: Path) -> None:
     """A node id used twice is refused, instead of the second silently replacing the first."""
     duplicate = '  news:\n    type: end\n    prompt: {es: "Fin.", qu: "Tukuy."}\n'
     write_flow(flows_dir, MINIMAL_FLOW + duplicate)
-    assert problems(flows_dir) == ["flows/demo.yaml:(flow): duplicate id 'news' at line 38"]
+    assert problems(flows_dir) == ["flows/demo.yaml:(flow): duplicate id 'news' at line 49"]
 
 
 def test_unknown_node_type(flows_dir: Path) -> None:
@@ -159,9 +170,34 @@ def test_missing_system_prompt(flows_dir: Path) -> None:
     assert problems(flows_dir) == ["flows/demo.yaml:(flow): system prompt 'after_last_article' is missing"]
 
 
+def test_missing_sms_text(flows_dir: Path) -> None:
+    """Every text the SMS channel needs (help, opt-out, paging...) must be defined."""
+    write_flow(
+        flows_dir,
+        edit(MINIMAL_FLOW, '  more: {es: "Responda 0 para seguir", qu: "Qatinaykipaq 0 qillqay"}\n', ""),
+    )
+    assert problems(flows_dir) == ["flows/demo.yaml:(flow): sms text 'more' is missing"]
+
+
+def test_menu_option_without_label(flows_dir: Path) -> None:
+    """SMS lists a menu's options by label, so every option needs one."""
+    write_flow(flows_dir, edit(MINIMAL_FLOW, ', label: {es: "Salir", qu: "Lluqsiy"}', ""))
+    assert problems(flows_dir) == [
+        "flows/demo.yaml:main: key 2 needs a label (SMS menus list options by label)"
+    ]
+
+
+def test_node_sms_text_missing_a_language(flows_dir: Path) -> None:
+    """A node's SMS text, like its prompt, needs every declared language."""
+    write_flow(
+        flows_dir, edit(MINIMAL_FLOW, "    back: main\n", '    sms: {es: "Noticia."}\n    back: main\n')
+    )
+    assert problems(flows_dir) == ["flows/demo.yaml:news: sms text has no 'qu' text"]
+
+
 def test_menu_key_of_two_characters(flows_dir: Path) -> None:
     """A menu key must be one keypad key."""
-    write_flow(flows_dir, edit(MINIMAL_FLOW, '"2": {next: bye}', '"12": {next: bye}'))
+    write_flow(flows_dir, edit(MINIMAL_FLOW, '"2": {next: bye,', '"12": {next: bye,'))
     assert problems(flows_dir) == [
         "flows/demo.yaml:main: menu key '12' is not a single keypad key (0-9, * or #)"
     ]
@@ -170,7 +206,7 @@ def test_menu_key_of_two_characters(flows_dir: Path) -> None:
 @pytest.mark.parametrize("key", ["0", "9", "*"])
 def test_reserved_menu_key(flows_dir: Path, key: str) -> None:
     """The keys every menu already understands cannot be declared as options."""
-    write_flow(flows_dir, edit(MINIMAL_FLOW, '"2": {next: bye}', f'"{key}": {{next: bye}}'))
+    write_flow(flows_dir, edit(MINIMAL_FLOW, '"2": {next: bye,', f'"{key}": {{next: bye,'))
     assert problems(flows_dir) == [
         f"flows/demo.yaml:main: menu key '{key}' is reserved (0 repeats, 9 main menu, * language)"
     ]
@@ -196,7 +232,9 @@ def test_message_loop(flows_dir: Path) -> None:
         "  loop_b:\n    type: message\n"
         '    prompt: {es: "B.", qu: "B."}\n    next: loop_a\n'
     )
-    text = edit(MINIMAL_FLOW, '"2": {next: bye}', '"2": {next: bye}\n      "3": {next: loop_a}')
+    last_option = '      "2": {next: bye, label: {es: "Salir", qu: "Lluqsiy"}}\n'
+    loop_option = '      "3": {next: loop_a, label: {es: "Bucle", qu: "Muyu"}}\n'
+    text = edit(MINIMAL_FLOW, last_option, last_option + loop_option)
     write_flow(flows_dir, text + loop)
     assert problems(flows_dir) == [
         "flows/demo.yaml:loop_a: messages loop without waiting for input: loop_a -> loop_b"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Boolean, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, UTCDateTime, utcnow
@@ -20,3 +20,5 @@ class Caller(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Said STOP (or ALTO...): nothing is sent to this caller until they opt back in."""

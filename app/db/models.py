@@ -3,5 +3,6 @@
 from app.callers.models import Caller
 from app.db.base import Base
 from app.sessions.models import CallSession, Interaction, WebhookDelivery
+from app.sms.models import InboundMessage
 
-__all__ = ["Base", "CallSession", "Caller", "Interaction", "WebhookDelivery"]
+__all__ = ["Base", "CallSession", "Caller", "InboundMessage", "Interaction", "WebhookDelivery"]

@@ -89,6 +89,15 @@ def resume(flow: FlowDefinition, state: RunState, given: Input) -> Step:  # noqa
     return run.finish(run.on_article(state, node, key))
 
 
+def jump(flow: FlowDefinition, state: RunState, node_id: str) -> Step:
+    """Go straight to a node (a keyword such as MENU or IDIOMA), keeping the caller's language."""
+    language = state.language if state.language in flow.languages else None
+    run = _Run(flow, language)
+    if node_id == flow.main and language is None:
+        node_id = flow.start  # the main menu needs a language; choose one first
+    return run.finish(run.enter(node_id))
+
+
 class _Run:
     """Collects the events of one engine call and counts the nodes entered."""
 
@@ -187,7 +196,8 @@ class _Run:
         return state.model_copy(update={"attempts": attempts})
 
     def ask(self, node_id: str, node: MenuNode | LanguageMenuNode | ArticleNode) -> None:
-        self.events.append(Ask(node_id, _keys(self.flow, node, self.language), self.flow.input_timeout))
+        keys = _keys(self.flow, node, self.language)
+        self.events.append(Ask(node_id, keys, self.flow.input_timeout, self.language))
 
     def say_system(self, name: str) -> None:
         self.say(system_prompt_key(name), self.flow.system[name])

@@ -88,6 +88,7 @@ class Ask:
     node: str
     keys: tuple[str, ...]
     timeout: int
+    language: str | None = None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,21 @@ ARTICLE_BACK_KEY = "0"
 
 SYSTEM_PROMPTS = ("invalid", "no_input", "goodbye", "error", "after_article", "after_last_article")
 """Prompts the engine speaks itself; every flow defines each in every language."""
+SMS_TEXTS = (
+    "help",
+    "opted_out",
+    "opted_in",
+    "more",
+    "repeat",
+    "next",
+    "back",
+    "main_menu",
+    "change_language",
+    "news_subscribed",
+)
+"""Short texts only the SMS channel needs (keywords, paging, article options); every flow defines each."""
+LANGUAGE_NAMES = {"es": "Español", "qu": "Runasimi", "qvw": "Wanka", "quz": "Qusqu runasimi"}
+"""Each language's own name, shown on the SMS language menu; a flow may name others."""
 
 
 class ReviewStatus(StrEnum):
@@ -50,6 +65,7 @@ class MessageNode(_Strict):
 
     type: Literal["message"]
     prompt: Text
+    sms: Text | None = None
     next: NodeId
 
 
@@ -58,6 +74,7 @@ class MenuNode(_Strict):
 
     type: Literal["menu"]
     prompt: Text
+    sms: Text | None = None
     options: dict[str, MenuOption]
 
 
@@ -66,6 +83,7 @@ class LanguageMenuNode(_Strict):
 
     type: Literal["language_menu"]
     prompt: Text
+    sms: Text | None = None
     options: dict[str, LanguageTag]
     next: NodeId
 
@@ -75,6 +93,7 @@ class ArticleNode(_Strict):
 
     type: Literal["article"]
     prompt: Text
+    sms: Text | None = None
     source: Annotated[str, StringConstraints(min_length=3)]
     back: NodeId
     next: NodeId | None = None
@@ -85,6 +104,7 @@ class EndNode(_Strict):
 
     type: Literal["end"]
     prompt: Text
+    sms: Text | None = None
 
 
 Node = Annotated[
@@ -107,6 +127,8 @@ class FlowDefinition(_Strict):
     input_timeout: int = Field(default=6, ge=1, le=30)
     include: list[str] = Field(default_factory=list)
     system: dict[str, Text] = Field(default_factory=dict)
+    sms: dict[str, Text] = Field(default_factory=dict)
+    language_names: dict[str, str] = Field(default_factory=dict)
     nodes: dict[NodeId, Node]
 
     def node(self, node_id: str) -> MessageNode | MenuNode | LanguageMenuNode | ArticleNode | EndNode:
@@ -119,6 +141,10 @@ class FlowDefinition(_Strict):
             if isinstance(node, LanguageMenuNode):
                 return node_id
         return None
+
+    def language_name(self, language: str) -> str:
+        """A language's own name (for the SMS language menu)."""
+        return self.language_names.get(language) or LANGUAGE_NAMES.get(language, language)
 
     def prompts(self) -> Iterator[tuple[str, Text]]:
         """Yield every prompt key with its text; system prompts are keyed ``_<name>``."""

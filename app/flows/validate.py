@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from app.flows.model import (
     KEYPAD,
+    LANGUAGE_NAMES,
     RESERVED_MENU_KEYS,
+    SMS_TEXTS,
     SYSTEM_PROMPTS,
     ArticleNode,
     EndNode,
@@ -19,9 +21,10 @@ from app.flows.model import (
     Text,
     spoken_seconds,
 )
+from app.sms.segments import capacity, encoding, fits, length_units
 
 MAX_ARTICLE_SECONDS = 45.0
-LANGUAGE_NAMES = {"es": "Spanish", "qu": "Quechua", "qvw": "Wanka Quechua", "en": "English"}
+ENGLISH_NAMES = {"es": "Spanish", "qu": "Quechua", "qvw": "Wanka Quechua", "en": "English"}
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ def check_flow(flow: FlowDefinition) -> list[Problem]:
 def review_notes(flow: FlowDefinition) -> list[str]:
     """Say which languages are drafts awaiting review by native speakers."""
     return [
-        f"{LANGUAGE_NAMES.get(lang, lang)} ({lang}) text is a draft awaiting review by native speakers"
+        f"{ENGLISH_NAMES.get(lang, lang)} ({lang}) text is a draft awaiting review by native speakers"
         for lang in flow.languages
         if flow.review.get(lang, ReviewStatus.DRAFT) is ReviewStatus.DRAFT
     ]
@@ -92,17 +95,39 @@ def _check_references(flow: FlowDefinition) -> Iterator[Problem]:
 def _check_texts(flow: FlowDefinition) -> Iterator[Problem]:
     for node_id, node in flow.nodes.items():
         yield from _check_text(flow, node_id, "prompt", node.prompt)
+        if node.sms is not None:
+            yield from _check_text(flow, node_id, "sms text", node.sms)
         if isinstance(node, MenuNode):
             for key, option in node.options.items():
-                if option.label is not None:
+                if option.label is None:
+                    yield Problem(node_id, f"key {key} needs a label (SMS menus list options by label)")
+                else:
                     yield from _check_text(flow, node_id, f"label of key {key}", option.label)
-    for name in SYSTEM_PROMPTS:
-        if name not in flow.system:
-            yield Problem(None, f"system prompt {name!r} is missing")
-    for name, text in flow.system.items():
-        if name not in SYSTEM_PROMPTS:
-            yield Problem(None, f"unknown system prompt {name!r} (known: {', '.join(SYSTEM_PROMPTS)})")
-        yield from _check_text(flow, None, f"system prompt {name!r}", text)
+    yield from _check_named_texts(flow, "system prompt", SYSTEM_PROMPTS, flow.system)
+    yield from _check_named_texts(flow, "sms text", SMS_TEXTS, flow.sms)
+    for name, text in flow.sms.items():
+        for lang, value in text.items():
+            if not fits(value):
+                yield Problem(
+                    None,
+                    f"sms text {name!r} in {lang!r} is longer than 2 SMS segments "
+                    f"({length_units(value)} of {capacity(encoding(value))} characters)",
+                )
+    for lang in flow.languages:
+        if lang not in flow.language_names and lang not in LANGUAGE_NAMES:
+            yield Problem(None, f"language {lang!r} needs a name in language_names (for the SMS menu)")
+
+
+def _check_named_texts(
+    flow: FlowDefinition, what: str, names: tuple[str, ...], texts: dict[str, Text]
+) -> Iterator[Problem]:
+    for name in names:
+        if name not in texts:
+            yield Problem(None, f"{what} {name!r} is missing")
+    for name, text in texts.items():
+        if name not in names:
+            yield Problem(None, f"unknown {what} {name!r} (known: {', '.join(names)})")
+        yield from _check_text(flow, None, f"{what} {name!r}", text)
 
 
 def _check_text(flow: FlowDefinition, node_id: str | None, what: str, text: Text) -> Iterator[Problem]:

@@ -35,6 +35,8 @@ class CallSession(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    pending_pages: Mapped[list[str] | None] = mapped_column(JSON)
+    """SMS pages of the last reply not sent yet; the caller asks for each with the "more" key."""
 
 
 class Interaction(Base):

@@ -42,6 +42,20 @@ class SessionRepository:
         """Stage interactions."""
         self.db.add_all(list(interactions))
 
+    async def latest_active(self, caller_id: int, channel: str) -> CallSession | None:
+        """The caller's most recent active session on a channel, locked for this step."""
+        return await self.db.scalar(
+            select(CallSession)
+            .where(
+                CallSession.caller_id == caller_id,
+                CallSession.channel == channel,
+                CallSession.status == "active",
+            )
+            .order_by(CallSession.updated_at.desc())
+            .limit(1)
+            .with_for_update()
+        )
+
     def add_delivery(self, session_id: str, step: int, response: str) -> None:
         """Stage the answer to a step; its primary key makes a second answer to the same step fail."""
         self.db.add(WebhookDelivery(session_id=session_id, step=step, response=response))

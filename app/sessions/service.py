@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.callers.models import Caller
 from app.callers.repository import CallerRepository
 from app.db.base import utcnow
 from app.errors import CallNotFound, SessionNotFound
@@ -29,6 +30,8 @@ from app.privacy.pseudonym import Pseudonymizer
 from app.sessions.models import CallSession, Interaction
 from app.sessions.repository import SessionRepository
 
+Move = Callable[[FlowDefinition, RunState], Step]
+"""An engine call on a flow and a state: resume with an input, or jump to a node."""
 MAX_STORED_VALUE = 32
 """Keys stored per input; anything longer is a forged or broken request, kept only as a prefix."""
 
@@ -73,8 +76,18 @@ class ConversationService:
         existing = await self.sessions.by_provider_id(channel, provider_id)
         if existing is not None:
             return await self._replay(existing, 0)
+        caller = await self.caller(e164) if e164 else None
+        return await self.begin_for(caller, channel, provider_id, flow_id)
+
+    async def caller(self, e164: str) -> Caller:
+        """The caller behind a number, created on first contact; only the pseudonym is stored."""
+        return await self.callers.touch(self.pseudonyms.pseudonym(e164), utcnow())
+
+    async def begin_for(
+        self, caller: Caller | None, channel: Channel, provider_id: str, flow_id: str
+    ) -> Turn | Replay:
+        """Start a session for a known (or anonymous) caller."""
         now = utcnow()
-        caller = await self.callers.touch(self.pseudonyms.pseudonym(e164), now) if e164 else None
         flow = self.flows[flow_id]
         step = engine.start(flow, language=caller.language if caller else None)
         session = CallSession(
@@ -112,11 +125,16 @@ class ConversationService:
         if number != session.step + 1:
             # A step from the future was never offered; ask the current question again.
             return await self._replay(session, session.step)
+        return await self.apply(session, lambda flow, state: engine.resume(flow, state, given))
+
+    async def apply(self, session: CallSession, move: Move) -> Turn:
+        """Run one engine move on a locked session as its next step and record what happened."""
         flow = self.flows.get(session.flow_id)
         if flow is None:
-            raise SessionNotFound(session_id)
+            raise SessionNotFound(session.id)
         before = RunState.model_validate(session.state)
-        step = engine.resume(flow, before, given)
+        step = move(flow, before)
+        number = session.step + 1
         session.state = step.state.model_dump()
         session.step = number
         session.language = step.state.language

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from twilio.twiml.messaging_response import MessagingResponse
 
 from app.errors import RimayError, SessionNotFound
 
@@ -51,6 +52,11 @@ def _apology(request: Request, status_code: int) -> Response:
     state = request.app.state
     flow = state.flows[state.settings.default_flow]
     language = request.query_params.get("lang")
-    languages = [language] if language in flow.languages else None
-    body: str = state.voice.apology(flow, languages)
+    languages = [language] if language in flow.languages else list(flow.languages)
+    if request.url.path.startswith("/twilio/sms"):
+        reply = MessagingResponse()
+        reply.message("\n".join(flow.system["error"][lang] for lang in languages))
+        body = str(reply)
+    else:
+        body = state.voice.apology(flow, languages)
     return Response(content=body, status_code=status_code, media_type=TWIML)

@@ -1,0 +1,1 @@
+"""The SMS channel: the same flows as numbered text menus, keywords, paging and opt-out."""

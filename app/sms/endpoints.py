@@ -1,0 +1,62 @@
+"""Twilio SMS webhook: thin route around the SMS service; replies are TwiML built with MessagingResponse."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from twilio.twiml.messaging_response import MessagingResponse
+
+from app.deps import FlowsDep, PseudonymsDep, SessionDep, SettingsDep
+from app.errors import InvalidWebhook
+from app.privacy.pseudonym import normalize_e164
+from app.sessions.service import ConversationService
+from app.sms.service import Forget, SmsContext, SmsService, Subscribe
+from app.webhooks.routes import TWIML, TwimlRoute
+from app.webhooks.signature import TwilioForm
+
+router = APIRouter(prefix="/twilio/sms", tags=["twilio"], route_class=TwimlRoute)
+MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+
+
+def _service(
+    request: Request, db: SessionDep, flows: FlowsDep, pseudonyms: PseudonymsDep, settings: SettingsDep
+) -> SmsService:
+    forget: Forget = request.app.state.forget_contact(db)
+    subscribe: Subscribe | None = request.app.state.subscribe_news(db)
+    context = SmsContext(
+        flow=flows[settings.default_flow],
+        idle=timedelta(minutes=settings.sms_idle_minutes),
+        forget=forget,
+        subscribe=subscribe,
+    )
+    return SmsService(db, ConversationService(db, flows, pseudonyms), context)
+
+
+Sms = Annotated[SmsService, Depends(_service)]
+
+
+def reply_twiml(text: str | None) -> str:
+    """A reply as TwiML; no text means an empty response, so nothing is sent."""
+    response = MessagingResponse()
+    if text:
+        response.message(text)
+    return str(response)
+
+
+@router.post("", summary="An SMS comes in")
+async def incoming_sms(form: TwilioForm, sms: Sms) -> Response:
+    """Answer the message with the next step of the hotline, a keyword's answer, or nothing."""
+    message_sid = form.get("MessageSid", "")
+    if not MESSAGE_SID.match(message_sid):
+        raise InvalidWebhook("MessageSid missing or malformed")
+    if "From" not in form:
+        raise InvalidWebhook("From missing")
+    e164 = normalize_e164(form["From"])
+    if e164 is None:
+        # A short code or alphanumeric sender cannot be answered or remembered.
+        return Response(reply_twiml(None), media_type=TWIML)
+    reply = await sms.receive(message_sid, e164, form.get("Body", ""))
+    return Response(reply_twiml(reply), media_type=TWIML)
