@@ -14,8 +14,10 @@ import httpx
 import typer
 
 from app.audio.cli import audio_app
+from app.broadcasts.cli import broadcast_app
 from app.flows.loader import FlowLoadError, lint_flows, load_flows
 from app.flows.model import FlowDefinition
+from app.outbox.cli import outbox_app, worker
 from app.settings import ConfigurationError, get_settings
 from app.simulator import HANG_UP, Call, Screen, TextPhone, TwilioSigner
 
@@ -25,6 +27,9 @@ app = typer.Typer(
 flows_app = typer.Typer(help="Check flow files.", no_args_is_help=True)
 app.add_typer(flows_app, name="flows")
 app.add_typer(audio_app, name="audio")
+app.add_typer(broadcast_app, name="broadcast")
+app.add_typer(outbox_app, name="outbox")
+app.command()(worker)
 
 
 @app.command()

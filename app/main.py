@@ -11,9 +11,11 @@ from fastapi import FastAPI
 from app import health
 from app.audio.endpoints import router as audio_router
 from app.audio.library import AudioLibrary
+from app.contacts.crypto import ContactCipher
 from app.db.engine import make_async_engine, make_sessionmaker
 from app.flows.loader import FlowLoadError, load_flows
 from app.logs import configure_logging
+from app.outbox.endpoints import router as outbox_router
 from app.privacy.pseudonym import Pseudonymizer
 from app.settings import ConfigurationError, Settings, get_settings
 from app.sms.endpoints import router as sms_router
@@ -56,17 +58,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.audio = audio
     app.state.voice = VoiceRenderer(audio, settings.public_base_url)
     app.state.pseudonyms = Pseudonymizer(settings.master_secret)
-    app.state.forget_contact = lambda _db: _forget_nothing
-    app.state.subscribe_news = lambda _db: None
+    cipher = ContactCipher.from_secret(settings.contact_secret)
+    app.state.contact_cipher = cipher
     app.include_router(voice_router)
     app.include_router(sms_router)
     app.include_router(audio_router)
+    app.include_router(outbox_router)
     app.include_router(health.router)
     return app
-
-
-async def _forget_nothing(_caller_id: int) -> None:
-    """Placeholder until contact details are stored (nothing to delete yet)."""
 
 
 __all__ = ["ConfigurationError", "FlowLoadError", "create_app"]

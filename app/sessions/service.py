@@ -79,6 +79,11 @@ class ConversationService:
         caller = await self.caller(e164) if e164 else None
         return await self.begin_for(caller, channel, provider_id, flow_id)
 
+    async def replay_first(self, channel: Channel, provider_id: str) -> Replay | None:
+        """The first answer already given to this call or conversation, if Twilio redelivers it."""
+        existing = await self.sessions.by_provider_id(channel, provider_id)
+        return await self._replay(existing, 0) if existing is not None else None
+
     async def caller(self, e164: str) -> Caller:
         """The caller behind a number, created on first contact; only the pseudonym is stored."""
         return await self.callers.touch(self.pseudonyms.pseudonym(e164), utcnow())

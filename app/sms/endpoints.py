@@ -6,14 +6,17 @@ import re
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 from twilio.twiml.messaging_response import MessagingResponse
 
+from app.broadcasts.service import BroadcastService
+from app.contacts.deps import ContactsDep
 from app.deps import FlowsDep, PseudonymsDep, SessionDep, SettingsDep
 from app.errors import InvalidWebhook
+from app.outbox.service import Outbox
 from app.privacy.pseudonym import normalize_e164
 from app.sessions.service import ConversationService
-from app.sms.service import Forget, SmsContext, SmsService, Subscribe
+from app.sms.service import SmsContext, SmsService
 from app.webhooks.routes import TWIML, TwimlRoute
 from app.webhooks.signature import TwilioForm
 
@@ -22,15 +25,14 @@ MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
 
 
 def _service(
-    request: Request, db: SessionDep, flows: FlowsDep, pseudonyms: PseudonymsDep, settings: SettingsDep
+    db: SessionDep, flows: FlowsDep, pseudonyms: PseudonymsDep, settings: SettingsDep, contacts: ContactsDep
 ) -> SmsService:
-    forget: Forget = request.app.state.forget_contact(db)
-    subscribe: Subscribe | None = request.app.state.subscribe_news(db)
+    news = BroadcastService(db, contacts, Outbox(db, settings))
     context = SmsContext(
         flow=flows[settings.default_flow],
         idle=timedelta(minutes=settings.sms_idle_minutes),
-        forget=forget,
-        subscribe=subscribe,
+        contacts=contacts,
+        news=news,
     )
     return SmsService(db, ConversationService(db, flows, pseudonyms), context)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -11,7 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.broadcasts.service import BroadcastService
 from app.callers.models import Caller
+from app.contacts.service import ContactService
 from app.db.base import utcnow
 from app.flows import engine
 from app.flows.events import Digits, NoInput, RunState
@@ -19,7 +21,7 @@ from app.flows.model import FlowDefinition
 from app.sessions.models import CallSession
 from app.sessions.repository import SessionRepository
 from app.sessions.service import Channel, ConversationService, Move, Replay, Turn
-from app.sms.keywords import Keyword, keyword
+from app.sms.keywords import NEWS_LANGUAGES, Keyword, keyword
 from app.sms.models import InboundMessage
 from app.sms.render import SmsRenderer
 from app.sms.segments import paginate
@@ -27,20 +29,16 @@ from app.sms.segments import paginate
 log = logging.getLogger(__name__)
 
 MORE_KEY = "0"
-Forget = Callable[[int], Awaitable[None]]
-"""Deletes what is stored to reach a caller (contact details, queued messages) on opt-out."""
-Subscribe = Callable[[Caller, str, str], Awaitable[str | None]]
-"""Subscribes a caller (with their number and language) to news; returns the reply, None if refused."""
 
 
 @dataclass(frozen=True)
 class SmsContext:
-    """What the SMS service needs besides the database."""
+    """What the SMS service needs besides the database: the flow, the idle time and the news service."""
 
     flow: FlowDefinition
     idle: timedelta
-    forget: Forget
-    subscribe: Subscribe | None = None
+    contacts: ContactService
+    news: BroadcastService
 
 
 class SmsService:
@@ -93,8 +91,8 @@ class SmsService:
             return self.renderer.text("opted_in", caller.language), None
         if word is Keyword.HELP:
             return self.renderer.text("help", caller.language), None
-        if word is Keyword.NEWS and self.context.subscribe is not None and found is not None:
-            return await self.context.subscribe(caller, e164, found[1]), None
+        if word is Keyword.NEWS and found is not None:
+            return await self._subscribe(caller, e164, found[1]), None
         return await self._converse(caller, sid, word, body)
 
     async def _converse(
@@ -160,12 +158,21 @@ class SmsService:
             return None
         return session
 
+    async def _subscribe(self, caller: Caller, e164: str, word: str) -> str:
+        """Texting NOTICIAS is consent to news by SMS, in the keyword's or the caller's language."""
+        language = NEWS_LANGUAGES.get(word) or caller.language or self.flow.languages[0]
+        if language not in self.flow.languages:
+            language = self.flow.languages[0]
+        await self.context.news.subscribe(caller.id, e164, language, Channel.SMS)
+        return self.renderer.text("news_subscribed", language)
+
     async def _opt_out(self, caller: Caller) -> str | None:
         """Confirm once, forget how to reach the caller, and end their conversations."""
         if caller.opted_out:
             return None  # already confirmed once; say nothing more
         caller.opted_out = True
-        await self.context.forget(caller.id)
+        await self.context.contacts.forget(caller.id)
+        await self.context.news.unsubscribe(caller.id)
         open_sessions = await self.db.scalars(
             select(CallSession).where(
                 CallSession.caller_id == caller.id,

@@ -7,12 +7,17 @@ import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
+from sqlalchemy.exc import IntegrityError
 
+from app.contacts.deps import ContactsDep
 from app.deps import FlowsDep, PseudonymsDep, SessionDep, SettingsDep
 from app.errors import InvalidWebhook
 from app.flows.events import Digits, NoInput
+from app.outbox.service import Outbox
 from app.privacy.pseudonym import normalize_e164
 from app.sessions.service import Channel, ConversationService, Replay, Turn
+from app.settings import Settings
+from app.voice.callback import CallbackService
 from app.voice.twiml import VoiceRenderer
 from app.webhooks.routes import TWIML, TwimlRoute
 from app.webhooks.signature import TwilioForm
@@ -33,7 +38,12 @@ def _renderer(request: Request) -> VoiceRenderer:
     return renderer
 
 
+def _callbacks(db: SessionDep, settings: SettingsDep, contacts: ContactsDep) -> CallbackService:
+    return CallbackService(db, settings, contacts, Outbox(db, settings))
+
+
 Conversations = Annotated[ConversationService, Depends(_conversations)]
+Callbacks = Annotated[CallbackService, Depends(_callbacks)]
 Renderer = Annotated[VoiceRenderer, Depends(_renderer)]
 
 
@@ -46,23 +56,59 @@ def _call_sid(form: dict[str, str]) -> str:
 
 @router.post("", summary="A call comes in")
 async def incoming_call(
-    form: TwilioForm, settings: SettingsDep, conversations: Conversations, renderer: Renderer
+    form: TwilioForm,
+    settings: SettingsDep,
+    conversations: Conversations,
+    renderer: Renderer,
+    callbacks: Callbacks,
 ) -> Response:
-    """Start the hotline flow for a new call (or replay the first answer on redelivery)."""
+    """Start the hotline flow for a new call (or replay the first answer on redelivery).
+
+    A call-back placed by the outbox arrives here too: then the caller is the number called (To).
+    """
     call_sid = _call_sid(form)
     if "From" not in form:
         raise InvalidWebhook("From missing")
-    result = await conversations.begin(
-        Channel.VOICE, call_sid, normalize_e164(form["From"]), settings.default_flow
-    )
+    outbound = form.get("Direction", "inbound").startswith("outbound")
+    e164 = normalize_e164(form.get("To") if outbound else form["From"])
+    if settings.callback_mode and not outbound and e164 is not None:
+        rejected = await _reject_for_callback(call_sid, e164, settings, conversations, callbacks)
+        if rejected is not None:
+            return Response(rejected, media_type=TWIML)
+    result = await conversations.begin(Channel.VOICE, call_sid, e164, settings.default_flow)
     if isinstance(result, Turn):
         log.info(
-            "call started: session %s, flow %s, language %s",
+            "call started: session %s, flow %s, language %s, %s",
             result.session.id,
             result.session.flow_id,
             result.session.language or "not chosen",
+            "call-back" if outbound else "inbound",
         )
     return await _answer(result, conversations, renderer, settings.public_base_url)
+
+
+async def _reject_for_callback(
+    call_sid: str,
+    e164: str,
+    settings: Settings,
+    conversations: ConversationService,
+    callbacks: CallbackService,
+) -> str | None:
+    """<Reject> and a queued call-back, committed together; None when the call must be answered."""
+    replay = await conversations.replay_first(Channel.VOICE, call_sid)
+    if replay is not None:
+        return replay.response
+    caller = await conversations.caller(e164)
+    twiml = await callbacks.reject_and_call_back(call_sid, caller, e164, settings.default_flow)
+    if twiml is None:
+        return None
+    try:
+        await conversations.db.commit()
+    except IntegrityError:  # the same call delivered twice at once: answer as the first did
+        await conversations.db.rollback()
+        replay = await conversations.replay_first(Channel.VOICE, call_sid)
+        return replay.response if replay is not None else None
+    return twiml
 
 
 @router.post("/sessions/{session_id}/steps/{number}", summary="The caller answered a prompt")

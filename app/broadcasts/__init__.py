@@ -1,0 +1,1 @@
+"""News broadcasts: subscriptions by SMS keyword or from the voice library, sent through the outbox."""

@@ -1,0 +1,70 @@
+"""`POST /twilio/sms/status`: Twilio's delivery reports for the messages the worker sent."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from app.deps import SessionDep, SettingsDep
+from app.errors import RimayError
+from app.outbox.models import MessageStatus
+from app.outbox.service import Outbox
+from app.webhooks.signature import TwilioForm
+
+log = logging.getLogger(__name__)
+MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+ERROR_CODE = re.compile(r"^\d{1,6}$")
+REPORTED: dict[str, MessageStatus | None] = {
+    "sent": MessageStatus.SENT,
+    "delivered": MessageStatus.DELIVERED,
+    "undelivered": MessageStatus.UNDELIVERED,
+    "failed": MessageStatus.FAILED,
+    **dict.fromkeys(["accepted", "scheduled", "canceled", "queued", "sending", "receiving", "read"]),
+}
+"""Twilio's message statuses; those mapped to None are acknowledged without changing the row."""
+
+
+class JsonWebhookRoute(APIRoute):
+    """Typed errors become their JSON status; anything else a logged 503, never a bare 500."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await original(request)
+            except HTTPException:
+                raise
+            except RimayError as error:
+                log.warning("webhook %s refused: %s", request.url.path, error.code)
+                return JSONResponse({"error": error.code}, status_code=error.status_code)
+            except Exception:
+                log.exception("webhook %s failed", request.url.path)
+                return JSONResponse({"error": "temporarily_unavailable"}, status_code=503)
+
+        return handler
+
+
+router = APIRouter(tags=["twilio"], route_class=JsonWebhookRoute)
+
+
+@router.post("/twilio/sms/status", summary="Delivery status of a message sent by the outbox")
+async def sms_status(form: TwilioForm, db: SessionDep, settings: SettingsDep) -> JSONResponse:
+    """Move the message forward (sent, delivered, undelivered, failed); repeats change nothing."""
+    sid = form.get("MessageSid", "")
+    reported = form.get("MessageStatus", "")
+    if not MESSAGE_SID.match(sid) or reported not in REPORTED:
+        # Name the fields, never echo their values.
+        log.warning("malformed SMS status callback: MessageSid or MessageStatus missing or invalid")
+        return JSONResponse({"error": "invalid_webhook"}, status_code=400)
+    code = form.get("ErrorCode", "")
+    outbox = Outbox(db, settings)
+    stored = await outbox.record_delivery(sid, REPORTED[reported], code if ERROR_CODE.match(code) else None)
+    await db.commit()
+    return JSONResponse({"status": stored})

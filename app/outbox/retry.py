@@ -1,0 +1,47 @@
+"""Which send errors are worth another try, and when: exponential backoff with full jitter."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+
+from app.outbox.twilio_http import TwilioTransportError
+from app.settings import ConfigurationError
+
+
+@dataclass(frozen=True)
+class SendFailure:
+    """A failed send: retry it later, or give up now; ``reason`` is short and holds no number."""
+
+    retryable: bool
+    reason: str
+
+
+def classify(error: Exception) -> SendFailure | None:
+    """429, 5xx and transport errors are retryable; other 4xx are final; None for anything unexpected."""
+    if isinstance(error, TwilioTransportError):
+        return SendFailure(True, str(error))
+    if isinstance(error, ConfigurationError):
+        return SendFailure(False, str(error))
+    if isinstance(error, TwilioRestException | TwilioServiceException):
+        status = int(error.status)
+        detail = getattr(error, "msg", None) or getattr(error, "detail", None) or getattr(error, "title", "")
+        return SendFailure(status == 429 or status >= 500, f"HTTP {status} code {error.code}: {detail}")
+    return None
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Full jitter (a random wait up to base x 2^(attempt-1), capped) spreads retries of a busy burst."""
+
+    base: float = 30.0
+    cap: float = 3600.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, attempt: int) -> timedelta:
+        """How long to wait after the given (1-based) failed attempt."""
+        ceiling = min(self.cap, self.base * 2 ** max(attempt - 1, 0))
+        return timedelta(seconds=self.rng.uniform(0, ceiling))

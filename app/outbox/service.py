@@ -1,0 +1,139 @@
+"""Queue SMS and call-backs inside the caller's own transaction, only to consenting, reachable callers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.contacts.models import ContactPurpose
+from app.contacts.repository import ContactRepository
+from app.db.base import utcnow
+from app.errors import RimayError
+from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
+from app.outbox.repository import OutboxRepository
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+CAP_WINDOW = timedelta(hours=24)
+MAX_BODY = 1600
+"""Twilio refuses longer message bodies."""
+SMS_PURPOSES = frozenset({ContactPurpose.SMS_REPLIES, ContactPurpose.NEWS})
+_RANK = {
+    MessageStatus.SENDING: 0,
+    MessageStatus.SENT: 1,
+    MessageStatus.DELIVERED: 2,
+    MessageStatus.UNDELIVERED: 2,
+    MessageStatus.FAILED: 2,
+}
+"""Delivery reports only move a row forward: a late `sent` never overwrites `delivered`."""
+
+
+class MessageNotFound(RimayError):
+    """A delivery report names a message this service never sent."""
+
+    status_code = 404
+    code = "message_not_found"
+
+
+class Outbox:
+    """Adds rows and flushes; the service that calls it commits them with its own change."""
+
+    def __init__(
+        self, db: AsyncSession, settings: Settings, *, clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.rows = OutboxRepository(db)
+        self.contacts = ContactRepository(db)
+
+    async def enqueue_sms(
+        self,
+        caller_id: int,
+        body: str,
+        *,
+        purpose: ContactPurpose = ContactPurpose.SMS_REPLIES,
+        broadcast_id: int | None = None,
+        not_before: datetime | None = None,
+    ) -> OutboxMessage | None:
+        """Queue a text to a caller; None (and a log line saying why) if they cannot receive it."""
+        if not body.strip() or len(body) > MAX_BODY:
+            raise ValueError(f"an SMS body needs 1 to {MAX_BODY} characters")
+        if purpose not in SMS_PURPOSES:
+            raise ValueError(f"an SMS is sent for sms_replies or news, not {purpose}")
+        return await self._enqueue(
+            MessageKind.SMS, caller_id, purpose, not_before, body=body, broadcast_id=broadcast_id
+        )
+
+    async def enqueue_call(
+        self, caller_id: int, flow_id: str, *, not_before: datetime | None
+    ) -> OutboxMessage | None:
+        """Queue a call-back that runs a flow; None (and a log line saying why) if not allowed."""
+        return await self._enqueue(
+            MessageKind.CALL, caller_id, ContactPurpose.CALLBACK, not_before, call_flow=flow_id
+        )
+
+    async def record_delivery(
+        self, sid: str, status: MessageStatus | None, error_code: str | None = None
+    ) -> str:
+        """Apply a delivery report (None: one that changes nothing) and return the row's status."""
+        row = await self.rows.by_sid(sid)
+        if row is None:
+            raise MessageNotFound(sid)
+        if status is None:
+            return row.status
+        earlier = [known for known, rank in _RANK.items() if rank < _RANK[status]]
+        error = f"twilio error {error_code}" if error_code else None
+        if not await self.rows.report(sid, status, earlier, error):
+            return row.status
+        log.info("outbox %s: %s", row.id, status.value)
+        return status.value
+
+    async def _opted_out(self, caller_id: int) -> bool | None:
+        """Whether the caller said STOP; None when there is no such caller."""
+        return await self.rows.caller_opted_out(caller_id)
+
+    async def _enqueue(
+        self,
+        kind: MessageKind,
+        caller_id: int,
+        purpose: ContactPurpose,
+        not_before: datetime | None,
+        **content: str | int | None,
+    ) -> OutboxMessage | None:
+        now = self.clock()
+        refusal = await self._refusal(caller_id, purpose, now)
+        if refusal is not None:
+            log.info("outbox: %s for caller %s not queued: %s", kind.value, caller_id, refusal)
+            return None
+        message = OutboxMessage(
+            kind=kind,
+            purpose=purpose,
+            caller_id=caller_id,
+            status=MessageStatus.PENDING,
+            attempts=0,
+            not_before=not_before,
+            created_at=now,
+            updated_at=now,
+            **content,
+        )
+        self.db.add(message)
+        await self.db.flush()
+        return message
+
+    async def _refusal(self, caller_id: int, purpose: ContactPurpose, now: datetime) -> str | None:
+        """Why nothing may be queued for this caller now, or None."""
+        opted_out = await self._opted_out(caller_id)
+        if opted_out is None:
+            return "unknown caller"
+        if opted_out:
+            return "opted out"
+        contact = await self.contacts.get(caller_id)
+        if contact is None or not contact.usable(purpose, now):
+            return f"no contact consented to {purpose.value}"
+        if await self.rows.count_since(caller_id, now - CAP_WINDOW) >= self.settings.outbound_daily_cap:
+            return f"daily cap of {self.settings.outbound_daily_cap} reached"
+        return None

@@ -1,0 +1,198 @@
+"""The outbox worker: claim due rows, send each through Twilio outside any transaction, record the outcome.
+
+Exactly once: a row is marked `sending` (and committed) before its REST call. If the worker dies before
+recording the outcome, nobody knows whether Twilio took the message, so the row is never re-sent blindly:
+once its claim is older than the lease (RIMAY_OUTBOX_LEASE_SECONDS) it is marked `failed` with
+"outcome unknown after worker crash", for an operator to check and `rimay outbox retry` if needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.contacts.crypto import ContactCipher, ContactUnreadable
+from app.contacts.models import ContactPurpose
+from app.contacts.service import ContactService
+from app.db.base import utcnow
+from app.outbox.models import MessageKind, MessageStatus
+from app.outbox.repository import Job, OutboxRepository, short_error
+from app.outbox.retry import Backoff, classify
+from app.outbox.sender import TwilioSender
+from app.outbox.twilio_http import client_factory as default_client_factory
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+ClientFactory = Callable[[Settings], Any]
+"""Builds a twilio `Client` whose http client is asynchronous (see `twilio_http.client_factory`)."""
+STALE_REASON = "outcome unknown after worker crash"
+
+
+class OutboxWorker:
+    """Sends outbox rows; several may run at once (PostgreSQL), each claiming rows the others skip."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        client_factory: ClientFactory = default_client_factory,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self.client_factory = client_factory
+        self.clock = clock
+        self.backoff = Backoff(rng=rng or random.Random())  # noqa: S311 - jitter, not secrecy
+        self.lease = timedelta(seconds=settings.outbox_lease_seconds)
+        self.cipher = ContactCipher.from_secret(settings.contact_secret)
+        self._sender: TwilioSender | None = None
+        self._stopping = asyncio.Event()
+
+    async def run_once(self, batch: int = 20) -> int:
+        """Send what is due now, up to ``batch`` rows; how many rows were claimed."""
+        sender = self._twilio()
+        await self._housekeeping()
+        jobs = await self._claim(batch)
+        for job in jobs:
+            await self._deliver(sender, job)
+        return len(jobs)
+
+    async def run_forever(self, poll_interval: float = 2.0, batch: int = 20) -> None:
+        """Poll until SIGINT/SIGTERM or `stop()`; a batch in flight is finished, never cut off mid-send."""
+        loop = asyncio.get_running_loop()
+        installed = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows / other threads
+                loop.add_signal_handler(signum, self.stop)
+                installed.append(signum)
+        log.info("outbox worker started (poll every %ss, batches of %s)", poll_interval, batch)
+        try:
+            while not self._stopping.is_set():
+                claimed = await self._run_safely(batch)
+                if claimed < batch:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), poll_interval)
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+            await self.aclose()
+            log.info("outbox worker stopped")
+
+    def stop(self) -> None:
+        """Ask `run_forever` to return after the current batch."""
+        self._stopping.set()
+
+    async def aclose(self) -> None:
+        """Close the Twilio connection pool."""
+        if self._sender is not None:
+            close = getattr(self._sender.client.http_client, "aclose", None)
+            if close is not None:
+                await close()
+            self._sender = None
+
+    async def _run_safely(self, batch: int) -> int:
+        try:
+            return await self.run_once(batch)
+        except Exception:
+            # A database hiccup must not kill the worker; rows stay pending or are recovered by lease.
+            log.exception("outbox worker: a run failed; trying again after the poll interval")
+            return 0
+
+    def _twilio(self) -> TwilioSender:
+        if self._sender is None:
+            self._sender = TwilioSender(self.client_factory(self.settings), self.settings)
+        return self._sender
+
+    async def _housekeeping(self) -> None:
+        """Fail rows abandoned mid-send, and delete contacts past their deletion time."""
+        now = self.clock()
+        async with self.sessionmaker() as db, db.begin():
+            stale = await OutboxRepository(db).fail_stale(now - self.lease, now, STALE_REASON)
+            await ContactService(db, self.cipher, clock=self.clock).purge_expired(now)
+        for message_id in stale:
+            log.error(
+                "outbox %s: %s; marked failed, not re-sent (check Twilio, then `rimay outbox retry %s`)",
+                message_id,
+                STALE_REASON,
+                message_id,
+            )
+
+    async def _claim(self, batch: int) -> list[Job]:
+        async with self.sessionmaker() as db, db.begin():
+            return await OutboxRepository(db).claim(self.clock(), batch)
+
+    async def _deliver(self, sender: TwilioSender, job: Job) -> None:
+        number = await self._recipient(job)
+        if number is None:
+            return
+        try:
+            sid = await sender.send(job, number)
+        except Exception as error:
+            await self._failed(job, error)
+        else:
+            await self._sent(job, sid)
+
+    async def _recipient(self, job: Job) -> str | None:
+        """The number, decrypted in memory just before sending; None (row closed) if not allowed now."""
+        async with self.sessionmaker() as db, db.begin():
+            rows = OutboxRepository(db)
+            try:
+                number, reason = await self._number(db, job)
+            except ContactUnreadable:
+                log.exception("outbox %s: contact cannot be decrypted (RIMAY_CONTACT_KEY changed?)", job.id)
+                await rows.finish(job.id, MessageStatus.FAILED, self.clock(), error="contact unreadable")
+                return None
+            if number is None:
+                await rows.finish(job.id, MessageStatus.CANCELLED, self.clock(), error=reason)
+        if number is None:
+            log.info("outbox %s: cancelled: %s", job.id, reason)
+        return number
+
+    async def _number(self, db: AsyncSession, job: Job) -> tuple[str | None, str]:
+        """Consent and opt-out are checked again: either may have changed since the row was queued."""
+        if await OutboxRepository(db).caller_opted_out(job.caller_id, lock=False) is not False:
+            return None, "caller opted out"
+        contacts = ContactService(db, self.cipher, clock=self.clock)
+        number = await contacts.number_for(job.caller_id, ContactPurpose(job.purpose))
+        return number, f"no contact consented to {job.purpose}"
+
+    async def _sent(self, job: Job, sid: str) -> None:
+        async with self.sessionmaker() as db, db.begin():
+            now = self.clock()
+            # FAILED too: a slow send outlived its lease and was failed as unknown; now it is known.
+            expected = (MessageStatus.SENDING, MessageStatus.FAILED)
+            await OutboxRepository(db).finish(job.id, MessageStatus.SENT, now, sid=sid, expected=expected)
+            if job.kind == MessageKind.CALL and job.purpose == ContactPurpose.CALLBACK:
+                # The number was kept only to call back: it goes now (unless another purpose needs it).
+                await ContactService(db, self.cipher, clock=self.clock).drop_purpose(
+                    job.caller_id, ContactPurpose.CALLBACK
+                )
+        log.info("outbox %s: %s handed to Twilio (attempt %s)", job.id, job.kind, job.attempts)
+
+    async def _failed(self, job: Job, error: Exception) -> None:
+        failure = classify(error)
+        now = self.clock()
+        reason = short_error(failure.reason if failure else f"unexpected {type(error).__name__}")
+        status, retry_at = MessageStatus.FAILED, None
+        if failure is not None and failure.retryable and job.attempts < self.settings.outbox_max_attempts:
+            status, retry_at = MessageStatus.PENDING, now + self.backoff.delay(job.attempts)
+        async with self.sessionmaker() as db, db.begin():
+            await OutboxRepository(db).finish(job.id, status, now, error=reason, retry_at=retry_at)
+        if retry_at is not None:
+            log.warning(
+                "outbox %s: attempt %s failed (%s); retrying at %s", job.id, job.attempts, reason, retry_at
+            )
+        elif failure is None:
+            log.error("outbox %s: unexpected error; marked failed, not retried", job.id, exc_info=error)
+        else:
+            log.error("outbox %s: failed after %s attempt(s): %s", job.id, job.attempts, reason)

@@ -1,0 +1,184 @@
+"""News broadcasts: subscribe by SMS keyword, fan out through the outbox, respect opt-outs, send once."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+import respx
+from fastapi import FastAPI
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from app.broadcasts.models import Subscription
+from app.broadcasts.service import BroadcastService, BroadcastTooLong
+from app.cli import app as cli
+from app.contacts.crypto import ContactCipher
+from app.contacts.service import ContactService
+from app.db.base import utcnow
+from app.flows.model import FlowDefinition
+from app.outbox.models import MessageStatus, OutboxMessage
+from app.outbox.service import Outbox
+from app.outbox.twilio_http import client_factory
+from app.outbox.worker import OutboxWorker
+from app.settings import Settings, get_settings
+from app.simulator import TextPhone, TwilioSigner
+from tests.conftest import count_rows
+from tests.test_outbox_service import MESSAGES_URL, Sessions, outbound_settings, sessions_for
+
+SPANISH, QUECHUA, BYSTANDER = "+51965000001", "+51965000002", "+51965000003"
+TEXTS = {"es": "Asamblea comunal el sábado a las 9.", "qu": "Sabado p'unchawpi 9 horapi ayllu huñunakuy."}
+
+
+@pytest.fixture
+def outbound(app: FastAPI, settings: Settings) -> Settings:
+    """The running app able to send."""
+    changed = outbound_settings(settings)
+    app.state.settings = changed
+    return changed
+
+
+@pytest.fixture
+async def sessions(outbound: Settings) -> AsyncIterator[Sessions]:
+    """Sessions for services and the worker, on the test database."""
+    async with sessions_for(outbound.sqlalchemy_url) as made:
+        yield made
+
+
+def _phone(client: httpx.AsyncClient, signer: TwilioSigner, number: str) -> TextPhone:
+    return TextPhone(client=client, signer=signer, sender=number)
+
+
+async def _broadcast(
+    sessions: Sessions, settings: Settings, texts: dict[str, str], community: str | None = None
+) -> int:
+    async with sessions() as db:
+        contacts = ContactService(db, ContactCipher.from_secret(settings.contact_secret))
+        broadcast = await BroadcastService(db, contacts, Outbox(db, settings)).create(texts, community)
+        await db.commit()
+        return broadcast.recipients
+
+
+async def _send_all(sessions: Sessions, settings: Settings) -> respx.Route:
+    worker = OutboxWorker(sessions, settings, client_factory, clock=utcnow, rng=random.Random(3))
+    try:
+        with respx.mock(assert_all_called=False) as twilio:
+            route = twilio.post(MESSAGES_URL).mock(
+                side_effect=lambda _: httpx.Response(201, json={"sid": "SM" + random.randbytes(16).hex()})
+            )
+            while await worker.run_once():
+                pass
+            return route
+    finally:
+        await worker.aclose()
+
+
+async def test_subscribers_get_the_news_once_in_their_language(
+    outbound: Settings,
+    client: httpx.AsyncClient,
+    signer: TwilioSigner,
+    flows: dict[str, FlowDefinition],
+    sessions: Sessions,
+    database_url: str,
+) -> None:
+    """NOTICIAS / WILLAKUY subscribe; only subscribers receive the broadcast, once, in their language."""
+    hotline = flows["hotline"]
+    assert await _phone(client, signer, SPANISH).text("Noticias") == [hotline.sms["news_subscribed"]["es"]]
+    assert await _phone(client, signer, QUECHUA).text("willakuy") == [hotline.sms["news_subscribed"]["qu"]]
+    await _phone(client, signer, BYSTANDER).text("hola")
+    assert await _broadcast(sessions, outbound, TEXTS) == 2
+    route = await _send_all(sessions, outbound)
+    sent = sorted(
+        (form["To"][0], form["Body"][0])
+        for form in (parse_qs(call.request.content.decode()) for call in route.calls)
+    )
+    assert sent == [(SPANISH, TEXTS["es"]), (QUECHUA, TEXTS["qu"])]
+    again = await _send_all(sessions, outbound)
+    assert again.call_count == 0
+    async with sessions() as db:
+        statuses = list(await db.scalars(select(OutboxMessage.status)))
+    assert statuses == [MessageStatus.SENT, MessageStatus.SENT]
+    assert count_rows(database_url, "subscriptions") == 2
+
+
+async def test_opt_out_cancels_news_and_deletes_the_number(
+    outbound: Settings,
+    client: httpx.AsyncClient,
+    signer: TwilioSigner,
+    sessions: Sessions,
+    database_url: str,
+) -> None:
+    """ALTO after subscribing: the queued broadcast is cancelled, the number and subscription are gone."""
+    phone = _phone(client, signer, SPANISH)
+    await phone.text("NOTICIAS")
+    assert await _broadcast(sessions, outbound, TEXTS) == 1
+    await phone.text("ALTO")
+    route = await _send_all(sessions, outbound)
+    assert route.call_count == 0
+    assert count_rows(database_url, "contacts") == 0
+    assert count_rows(database_url, "subscriptions") == 0
+    assert await _broadcast(sessions, outbound, TEXTS) == 0
+    engine_url = database_url
+    if engine_url.startswith("sqlite"):
+        stored = b"".join(
+            path.read_bytes() for path in Path(engine_url.split("///", 1)[1]).parent.glob("*.sqlite3*")
+        )
+        assert SPANISH[1:].encode() not in stored
+
+
+async def test_community_broadcast_reaches_only_that_community(
+    outbound: Settings,
+    client: httpx.AsyncClient,
+    signer: TwilioSigner,
+    sessions: Sessions,
+) -> None:
+    """A broadcast limited to a community skips subscribers of other (or unknown) communities."""
+    await _phone(client, signer, SPANISH).text("NOTICIAS")
+    await _phone(client, signer, QUECHUA).text("NOTICIAS")
+    async with sessions() as db:
+        first = await db.scalar(select(Subscription).order_by(Subscription.id))
+        assert first is not None
+        first.community = "Huayhuay"
+        await db.commit()
+    assert await _broadcast(sessions, outbound, TEXTS, community="Huayhuay") == 1
+
+
+async def test_too_long_broadcast_is_refused(outbound: Settings, sessions: Sessions) -> None:
+    """Each language's text must fit in two SMS segments."""
+    with pytest.raises(BroadcastTooLong, match="'es' text"):
+        await _broadcast(sessions, outbound, {"es": "ó" * 135})
+    with pytest.raises(BroadcastTooLong):
+        await _broadcast(sessions, outbound, {"es": "   "})
+
+
+def test_broadcast_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rimay broadcast create` queues and `list` reports; bad --text values are refused."""
+    monkeypatch.setenv("RIMAY_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("RIMAY_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        assert runner.invoke(cli, ["migrate"]).exit_code == 0
+        created = runner.invoke(
+            cli,
+            [
+                "broadcast",
+                "create",
+                "--text",
+                "es=Feria el domingo.",
+                "--text",
+                "qu=Domingo p'unchawpi qhatu.",
+            ],
+        )
+        assert created.exit_code == 0, created.output
+        assert "queued for 0 subscriber(s)" in created.output
+        listed = runner.invoke(cli, ["broadcast", "list"])
+        assert "es/qu" in listed.output
+        bad = runner.invoke(cli, ["broadcast", "create", "--text", "no-equals-sign"])
+        assert bad.exit_code != 0
+    finally:
+        get_settings.cache_clear()

@@ -1,0 +1,107 @@
+"""`rimay worker`, `rimay outbox list` and `rimay outbox retry`, driven as an operator would."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import respx
+from sqlalchemy import update
+from typer.testing import CliRunner
+
+from app.cli import app
+from app.outbox.models import OutboxMessage
+from app.outbox.service import Outbox
+from app.settings import Settings, get_settings
+from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
+from tests.test_outbox_service import ACCOUNT_SID, HOTLINE, MESSAGES_URL, add_caller, hits, sessions_for
+from tests.test_outbox_worker import created
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def environment(
+    settings: Settings, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """The test database and secrets, configured through the environment."""
+    assert settings.contact_key is not None
+    assert settings.secret_key is not None
+    variables = {
+        "RIMAY_DATA_DIR": str(tmp_path),
+        "RIMAY_DATABASE_URL": database_url,
+        "RIMAY_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+        "RIMAY_SECRET_KEY": settings.secret_key.get_secret_value(),
+        "RIMAY_CONTACT_KEY": settings.contact_key.get_secret_value(),
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "RIMAY_TWILIO_NUMBER": HOTLINE,
+        "RIMAY_LOG_LEVEL": "WARNING",
+    }
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+async def _queue(settings: Settings, bodies: list[str], failed: bool = False) -> list[int]:
+    async with sessions_for(settings.sqlalchemy_url) as sessions:
+        caller_id = await add_caller(sessions, settings)
+        ids = []
+        async with sessions() as db, db.begin():
+            for body in bodies:
+                message = await Outbox(db, settings).enqueue_sms(caller_id, body)
+                assert message is not None
+                ids.append(message.id)
+            if failed:
+                values = {"status": "failed", "attempts": 5, "last_error": "HTTP 503 code 503: down"}
+                await db.execute(update(OutboxMessage).where(OutboxMessage.id == ids[0]).values(**values))
+        return ids
+
+
+def test_worker_once_sends_what_is_due(environment: None, settings: Settings) -> None:
+    """`rimay worker --once` sends the queue through Twilio and says how many rows it handled."""
+    asyncio.run(_queue(settings, ["uno", "dos"]))
+    with respx.mock() as twilio:
+        route = twilio.post(MESSAGES_URL).mock(side_effect=created)
+        result = runner.invoke(app, ["worker", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "2 message(s) processed" in result.output
+    assert route.call_count == 2
+    listing = runner.invoke(app, ["outbox", "list"])
+    assert listing.exit_code == 0, listing.output
+    assert listing.output.count(" sent ") == 2
+    assert hits(listing.output.encode()) == []
+
+
+def test_worker_without_credentials_says_what_to_set(
+    environment: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No account SID: exit 1 with the variable to set, nothing claimed."""
+    monkeypatch.delenv("TWILIO_ACCOUNT_SID")
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["worker", "--once"])
+    assert result.exit_code == 1
+    assert "TWILIO_ACCOUNT_SID" in result.output
+
+
+def test_list_and_retry_a_failed_row(environment: None, settings: Settings) -> None:
+    """list shows ids, kinds, statuses, errors (never numbers or bodies); retry re-queues failed rows only."""
+    failed, pending = asyncio.run(_queue(settings, ["secreto uno", "secreto dos"], failed=True))
+    result = runner.invoke(app, ["outbox", "list", "--status", "failed"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].split()[:4] == ["id", "kind", "status", "try"]
+    assert len(lines) == 2
+    assert lines[1].split()[:4] == [str(failed), "sms", "failed", "5"]
+    assert lines[1].endswith("HTTP 503 code 503: down")
+    assert "secreto" not in result.output
+    assert runner.invoke(app, ["outbox", "retry", str(pending)]).exit_code == 1
+    retried = runner.invoke(app, ["outbox", "retry", str(failed)])
+    assert retried.exit_code == 0, retried.output
+    result = runner.invoke(app, ["outbox", "list", "--status", "pending"])
+    assert result.output.count(" pending ") == 2
+    assert runner.invoke(app, ["outbox", "list", "--status", "bogus"]).exit_code == 2

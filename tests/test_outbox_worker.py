@@ -1,0 +1,327 @@
+"""The outbox worker against a mocked Twilio REST API: sends once, retries, gives up, never duplicates."""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+import respx
+from sqlalchemy import select, update
+
+from app.callers.models import Caller
+from app.contacts.models import Contact, ContactPurpose
+from app.db.base import utcnow
+from app.outbox.admin import retry_row
+from app.outbox.models import MessageStatus, OutboxMessage
+from app.outbox.service import Outbox
+from app.outbox.twilio_http import client_factory
+from app.outbox.worker import STALE_REASON, OutboxWorker
+from app.settings import Settings
+from tests.pg import PostgresServer
+from tests.test_outbox_service import (
+    CALLS_URL,
+    HOTLINE,
+    MESSAGES_URL,
+    NUMBER,
+    Clock,
+    Sessions,
+    add_caller,
+    all_rows,
+    hits,
+    outbound_settings,
+    sessions_for,
+    stored_bytes,
+)
+
+PUBLIC = "https://hotline.example.org"
+
+
+def created(request: httpx.Request) -> httpx.Response:
+    """Twilio's answer to a create: a new resource with a fresh sid."""
+    prefix = "CA" if request.url.path.endswith("Calls.json") else "SM"
+    return httpx.Response(201, json={"sid": prefix + uuid.uuid4().hex, "status": "queued"})
+
+
+def created_sms() -> httpx.Response:
+    """A created message, for lists of answers."""
+    return httpx.Response(201, json={"sid": "SM" + uuid.uuid4().hex, "status": "queued"})
+
+
+def refused(status: int, code: int) -> httpx.Response:
+    """Twilio's error body, which may quote the number."""
+    message = f"The 'To' number {NUMBER} is not a valid phone number."
+    return httpx.Response(status, json={"code": code, "message": message, "status": status})
+
+
+def form(request: httpx.Request) -> dict[str, str]:
+    """The posted form fields."""
+    return {key: values[0] for key, values in parse_qs(request.content.decode()).items()}
+
+
+@pytest.fixture
+def outbound(settings: Settings) -> Settings:
+    """Settings that can send, with a cap high enough for the concurrency test."""
+    return outbound_settings(settings, outbound_daily_cap=50, outbox_max_attempts=3)
+
+
+@pytest.fixture
+async def sessions(outbound: Settings) -> AsyncIterator[Sessions]:
+    """Sessions on the test database."""
+    async with sessions_for(outbound.sqlalchemy_url) as made:
+        yield made
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """Time under the test's control."""
+    return Clock()
+
+
+@pytest.fixture
+def twilio() -> Iterator[respx.MockRouter]:
+    """Twilio's REST API, mocked; any other request fails the test."""
+    with respx.mock(assert_all_called=False) as router:
+        yield router
+
+
+@pytest.fixture
+async def worker(sessions: Sessions, outbound: Settings, clock: Clock) -> AsyncIterator[OutboxWorker]:
+    """A worker with a fixed clock and seeded jitter."""
+    made = OutboxWorker(sessions, outbound, client_factory, clock=clock, rng=random.Random(7))
+    yield made
+    await made.aclose()
+
+
+async def queue_sms(sessions: Sessions, outbound: Settings, clock: Clock, text: str = "Hola") -> int:
+    """A consenting caller with one queued SMS; the caller's id."""
+    caller_id = await add_caller(sessions, outbound)
+    async with sessions() as db, db.begin():
+        assert await Outbox(db, outbound, clock=clock).enqueue_sms(caller_id, text) is not None
+    return caller_id
+
+
+async def test_sms_is_sent_once_with_the_decrypted_number(
+    twilio: respx.MockRouter, worker: OutboxWorker, sessions: Sessions, outbound: Settings, clock: Clock
+) -> None:
+    """To is the caller's number (from the encrypted contact), From the hotline, with a status callback."""
+    route = twilio.post(MESSAGES_URL).mock(side_effect=created)
+    await queue_sms(sessions, outbound, clock, "Su pregunta fue respondida.")
+    assert await worker.run_once() == 1
+    assert await worker.run_once() == 0
+    assert route.call_count == 1
+    assert form(route.calls.last.request) == {
+        "To": NUMBER,
+        "From": HOTLINE,
+        "Body": "Su pregunta fue respondida.",
+        "StatusCallback": f"{PUBLIC}/twilio/sms/status",
+    }
+    [row] = await all_rows(sessions)
+    assert (row.status, row.attempts, row.last_error) == ("sent", 1, None)
+    assert row.provider_sid is not None
+    assert row.provider_sid.startswith("SM")
+    assert row.sent_at == clock.now
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        httpx.Response(429, json={"code": 20429, "message": "Too Many Requests", "status": 429}),
+        httpx.Response(500, text="oops"),
+        httpx.Response(503, json={"code": 20503, "message": "Service Unavailable", "status": 503}),
+        httpx.ReadTimeout("timed out"),
+        httpx.ConnectError("connection refused"),
+    ],
+    ids=["429", "500", "503", "timeout", "connect-error"],
+)
+async def test_transient_failures_are_retried_with_backoff(
+    twilio: respx.MockRouter,
+    worker: OutboxWorker,
+    sessions: Sessions,
+    outbound: Settings,
+    clock: Clock,
+    first: httpx.Response | Exception,
+) -> None:
+    """The row waits (full jitter, at most 30 s after the first failure), then is sent: attempts == 2."""
+    route = twilio.post(MESSAGES_URL).mock(side_effect=[first, created_sms()])
+    await queue_sms(sessions, outbound, clock)
+    assert await worker.run_once() == 1
+    [row] = await all_rows(sessions)
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert row.next_attempt_at is not None
+    assert clock.now <= row.next_attempt_at <= clock.now + timedelta(seconds=30)
+    assert row.last_error
+    clock.now = row.next_attempt_at - timedelta(microseconds=1)
+    assert await worker.run_once() == 0  # not due yet
+    clock.advance(seconds=1)
+    assert await worker.run_once() == 1
+    [row] = await all_rows(sessions)
+    assert (row.status, row.attempts, route.call_count) == ("sent", 2, 2)
+
+
+@pytest.mark.parametrize(("status", "code"), [(400, 21211), (400, 21610), (401, 20003), (404, 20404)])
+async def test_client_errors_fail_at_once_with_a_masked_error(
+    twilio: respx.MockRouter,
+    worker: OutboxWorker,
+    sessions: Sessions,
+    outbound: Settings,
+    clock: Clock,
+    status: int,
+    code: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An invalid or unsubscribed number is not retried; the error kept never quotes the number."""
+    route = twilio.post(MESSAGES_URL).mock(return_value=refused(status, code))
+    await queue_sms(sessions, outbound, clock)
+    assert await worker.run_once() == 1
+    clock.advance(hours=2)
+    assert await worker.run_once() == 0
+    [row] = await all_rows(sessions)
+    assert (row.status, row.attempts, route.call_count) == ("failed", 1, 1)
+    assert row.last_error is not None
+    assert f"HTTP {status} code {code}" in row.last_error
+    assert "[phone]" in row.last_error
+    assert hits(row.last_error.encode()) == []
+    assert hits(caplog.text.encode()) == []
+    assert any(r.levelno == logging.ERROR and str(row.id) in r.getMessage() for r in caplog.records)
+
+
+async def test_gives_up_after_max_attempts_and_logs_an_error(
+    twilio: respx.MockRouter,
+    worker: OutboxWorker,
+    sessions: Sessions,
+    outbound: Settings,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Three 503s (RIMAY_OUTBOX_MAX_ATTEMPTS=3 here): failed, logged at ERROR with the row id."""
+    route = twilio.post(MESSAGES_URL).mock(return_value=httpx.Response(503, text="down"))
+    await queue_sms(sessions, outbound, clock)
+    for _ in range(3):
+        assert await worker.run_once() == 1
+        clock.advance(hours=2)
+    assert await worker.run_once() == 0
+    [row] = await all_rows(sessions)
+    assert (row.status, row.attempts, route.call_count) == ("failed", 3, 3)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == [
+        f"outbox {row.id}: failed after 3 attempt(s): HTTP 503 code 503: Unable to create record"
+    ]
+
+
+async def test_call_back_runs_the_voice_webhook_and_then_deletes_the_number(
+    twilio: respx.MockRouter, worker: OutboxWorker, sessions: Sessions, outbound: Settings, clock: Clock
+) -> None:
+    """calls.create points at /twilio/voice; the call-back contact is deleted once the call is placed."""
+    route = twilio.post(CALLS_URL).mock(side_effect=created)
+    only_callback = await add_caller(sessions, outbound, [ContactPurpose.CALLBACK])
+    also_news = await add_caller(sessions, outbound, [ContactPurpose.CALLBACK, ContactPurpose.NEWS])
+    async with sessions() as db, db.begin():
+        for caller_id in (only_callback, also_news):
+            await Outbox(db, outbound, clock=clock).enqueue_call(caller_id, "hotline", not_before=clock.now)
+    assert await worker.run_once() == 2
+    assert route.call_count == 2
+    assert form(route.calls.last.request) == {
+        "To": NUMBER,
+        "From": HOTLINE,
+        "Url": f"{PUBLIC}/twilio/voice",
+        "StatusCallback": f"{PUBLIC}/twilio/voice/status",
+    }
+    assert [row.status for row in await all_rows(sessions)] == ["sent", "sent"]
+    async with sessions() as db:
+        contacts = (await db.scalars(select(Contact))).all()
+    assert [(c.caller_id, c.purposes) for c in contacts] == [(also_news, frozenset({ContactPurpose.NEWS}))]
+
+
+async def test_scheduled_rows_wait_and_opt_out_before_sending_cancels(
+    twilio: respx.MockRouter, worker: OutboxWorker, sessions: Sessions, outbound: Settings, clock: Clock
+) -> None:
+    """not_before is honoured; a caller who says STOP after queueing gets nothing."""
+    route = twilio.post(MESSAGES_URL).mock(side_effect=created)
+    later = await add_caller(sessions, outbound)
+    stopped = await queue_sms(sessions, outbound, clock)
+    async with sessions() as db, db.begin():
+        await Outbox(db, outbound, clock=clock).enqueue_sms(
+            later, "luego", not_before=clock.now + timedelta(hours=1)
+        )
+        await db.execute(
+            update(OutboxMessage).where(OutboxMessage.caller_id == stopped).values(status="pending")
+        )
+        await db.execute(update(Caller).where(Caller.id == stopped).values(opted_out=True))
+    assert await worker.run_once() == 1
+    assert route.call_count == 0
+    clock.advance(hours=1)
+    assert await worker.run_once() == 1
+    rows = {row.caller_id: row for row in await all_rows(sessions)}
+    assert (rows[stopped].status, rows[stopped].last_error) == ("cancelled", "caller opted out")
+    assert rows[later].status == "sent"
+    assert route.call_count == 1
+
+
+async def test_stale_sending_row_is_failed_for_review_never_resent(
+    twilio: respx.MockRouter,
+    worker: OutboxWorker,
+    sessions: Sessions,
+    outbound: Settings,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A worker died mid-send: after the lease the row is failed as unknown; a fresh claim is left alone."""
+    route = twilio.post(MESSAGES_URL).mock(side_effect=created)
+    await queue_sms(sessions, outbound, clock, "huérfano")
+    await queue_sms(sessions, outbound, clock, "en curso")
+    lease = timedelta(seconds=outbound.outbox_lease_seconds)
+    async with sessions() as db, db.begin():
+        for body, claimed in (
+            ("huérfano", clock.now - lease - timedelta(seconds=1)),
+            ("en curso", clock.now),
+        ):
+            await db.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.body == body)
+                .values(status=MessageStatus.SENDING, claimed_at=claimed, attempts=1)
+            )
+    assert await worker.run_once() == 0
+    assert route.call_count == 0
+    orphan, running = await all_rows(sessions)
+    assert (orphan.status, orphan.last_error) == ("failed", STALE_REASON)
+    assert running.status == "sending"
+    assert f"outbox {orphan.id}: {STALE_REASON}" in caplog.text
+    assert await retry_row(outbound, orphan.id)  # an operator checked Twilio and decides to resend
+    assert not await retry_row(outbound, running.id)
+    clock.advance(minutes=1)
+    assert await worker.run_once() == 1
+    assert route.call_count == 1
+    orphan, _ = await all_rows(sessions)
+    assert (orphan.status, orphan.attempts) == ("sent", 1)
+
+
+async def test_no_number_at_rest_or_in_logs_after_a_full_run(
+    twilio: respx.MockRouter,
+    worker: OutboxWorker,
+    sessions: Sessions,
+    outbound: Settings,
+    clock: Clock,
+    database_url: str,
+    postgres_server: PostgresServer | None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SMS sent, a refusal quoting the number, a call-back: the database and the logs never hold it."""
+    caplog.set_level(logging.DEBUG)
+    twilio.post(MESSAGES_URL).mock(side_effect=[created_sms(), refused(400, 21211)])
+    twilio.post(CALLS_URL).mock(side_effect=created)
+    await queue_sms(sessions, outbound, clock, "uno")
+    await queue_sms(sessions, outbound, clock, "dos")
+    caller_id = await add_caller(sessions, outbound, [ContactPurpose.CALLBACK])
+    async with sessions() as db, db.begin():
+        await Outbox(db, outbound, clock=clock).enqueue_call(caller_id, "hotline", not_before=None)
+    assert await worker.run_once() == 3
+    assert sorted(row.status for row in await all_rows(sessions)) == ["failed", "sent", "sent"]
+    assert hits(stored_bytes(database_url, postgres_server)) == []
+    assert hits("\n".join(r.getMessage() for r in caplog.records).encode()) == []
+    assert utcnow() >= clock.now
