@@ -26,7 +26,7 @@ from app.outbox.service import Outbox
 from app.outbox.twilio_http import client_factory
 from app.outbox.worker import OutboxWorker
 from app.settings import Settings, get_settings
-from app.simulator import TextPhone, TwilioSigner
+from app.simulator import Call, TextPhone, TwilioSigner
 from tests.conftest import count_rows
 from tests.test_outbox_service import MESSAGES_URL, Sessions, outbound_settings, sessions_for
 
@@ -182,3 +182,68 @@ def test_broadcast_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         assert bad.exit_code != 0
     finally:
         get_settings.cache_clear()
+
+
+async def _subscriptions(sessions: Sessions) -> list[tuple[str, str]]:
+    async with sessions() as db:
+        rows = await db.scalars(select(Subscription).order_by(Subscription.id))
+        return [(row.language, row.channel) for row in rows]
+
+
+@pytest.mark.parametrize(("key", "language"), [("1", "es"), ("2", "qu")])
+async def test_voice_library_news_menu_subscribes_with_consent(
+    outbound: Settings,
+    client: httpx.AsyncClient,
+    signer: TwilioSigner,
+    flows: dict[str, FlowDefinition],
+    sessions: Sessions,
+    database_url: str,
+    key: str,
+    language: str,
+) -> None:
+    """Library 4, then 2, then 1: the caller hears the consent, accepts, and is subscribed."""
+    phone = Call(client=client, signer=signer, flows=flows, caller=SPANISH)
+    script = iter([key, "1", "4", "2", "1"])
+    screens = [screen async for screen in phone.screens(lambda _: next(script, None))]
+    hotline = flows["hotline"]
+    assert screens[4].prompts[0].text == hotline.nodes["news_subscribe"].prompt[language]
+    assert screens[5].prompts[0].text == hotline.nodes["news_subscribed"].prompt[language]
+    assert await _subscriptions(sessions) == [(language, "voice")]
+    assert count_rows(database_url, "contacts") == 1
+    assert await _broadcast(sessions, outbound, TEXTS) == 1
+
+
+async def test_withheld_number_cannot_subscribe(
+    outbound: Settings,
+    client: httpx.AsyncClient,
+    signer: TwilioSigner,
+    flows: dict[str, FlowDefinition],
+    sessions: Sessions,
+    database_url: str,
+) -> None:
+    """A hidden caller id is told why and taken back to the news menu; nothing is stored."""
+    phone = Call(client=client, signer=signer, flows=flows, caller="anonymous")
+    script = iter(["1", "1", "4", "2", "1"])
+    screens = [screen async for screen in phone.screens(lambda _: next(script, None))]
+    hotline = flows["hotline"]
+    assert [verb.text for verb in screens[5].prompts] == [
+        hotline.system["no_number"]["es"],
+        hotline.nodes["news"].prompt["es"],
+    ]
+    assert await _subscriptions(sessions) == []
+    assert count_rows(database_url, "contacts") == 0
+
+
+async def test_sms_menu_subscribes_too(
+    outbound: Settings,
+    client: httpx.AsyncClient,
+    signer: TwilioSigner,
+    sessions: Sessions,
+) -> None:
+    """The same subscribe node works by SMS: the texted 1 is the consent."""
+    phone = _phone(client, signer, QUECHUA)
+    for body in ("hola", "2", "1", "4", "2"):
+        await phone.text(body)
+    assert await _subscriptions(sessions) == []
+    await phone.text("1")
+    assert await _subscriptions(sessions) == [("qu", "sms")]

@@ -23,6 +23,7 @@ from app.flows.events import (
     RunState,
     Say,
     Step,
+    Subscribed,
 )
 from app.flows.loader import load_flows
 from app.flows.model import FlowDefinition
@@ -48,6 +49,8 @@ def compact(events: tuple[Event, ...]) -> list[Compact]:
                 rows.append(("input", node, value, outcome.value, *([target] if target else [])))
             case LanguageChosen(language):
                 rows.append(("language", language))
+            case Subscribed(topic, language):
+                rows.append(("subscribed", topic, language))
             case Hangup(reason):
                 rows.append(("hangup", reason.value))
     return rows
@@ -67,6 +70,43 @@ def last(flow: FlowDefinition, *keys: str | None, language: str | None = None) -
 
 
 # ---------------------------------------------------------------- shipped hotline
+
+
+def test_subscribe_node_accepts_goes_back_and_reprompts() -> None:
+    """At the news consent: 1 subscribes in the caller's language, 0 goes back, 9 main, others re-ask."""
+    assert last(HOTLINE, "2", "1", "4", "2", "1") == [
+        ("input", "news_subscribe", "1", "chosen", "news_subscribed"),
+        ("subscribed", "news", "qu"),
+        ("enter", "news_subscribed"),
+        ("say", "qu", "news_subscribed"),
+        ("enter", "news"),
+        ("say", "qu", "news"),
+        ("ask", "news"),
+    ]
+    assert last(HOTLINE, "1", "1", "4", "2", "0")[:2] == [
+        ("input", "news_subscribe", "0", "back", "news"),
+        ("enter", "news"),
+    ]
+    assert last(HOTLINE, "1", "1", "4", "2", "9")[1] == ("enter", "main")
+    assert last(HOTLINE, "1", "1", "4", "2", "5") == [
+        ("input", "news_subscribe", "5", "invalid"),
+        ("say", "es", "_invalid"),
+        ("say", "es", "news_subscribe"),
+        ("ask", "news_subscribe"),
+    ]
+
+
+def test_withheld_number_cannot_subscribe() -> None:
+    """Without a number to write to, accepting explains why and returns to the news menu."""
+    steps = [start(HOTLINE, reachable=False)]
+    for key in ("1", "1", "4", "2", "1"):
+        steps.append(resume(HOTLINE, steps[-1].state, Digits(key)))
+    assert compact(steps[-1].events)[:3] == [
+        ("input", "news_subscribe", "1", "unavailable", "news"),
+        ("say", "es", "_no_number"),
+        ("enter", "news"),
+    ]
+    assert not any(isinstance(event, Subscribed) for event in steps[-1].events)
 
 
 def test_first_call_greets_and_offers_languages_in_both() -> None:
@@ -364,7 +404,7 @@ def test_resume_with_a_language_the_flow_no_longer_has() -> None:
 @pytest.mark.parametrize(("key", "language"), [("1", "es"), ("2", "qu")])
 def test_walk_stays_in_the_chosen_language(key: str, language: str) -> None:
     """Language, library, an article and its next, back, the news, main: every Say is in one language."""
-    steps = walk(HOTLINE, key, "1", "2", "2", "0", "4", "2", "0", "9")
+    steps = walk(HOTLINE, key, "1", "2", "2", "0", "4", "1", "2", "0", "9")
     entered = [row[1] for step in steps[1:] for row in compact(step.events) if row[0] == "enter"]
     assert entered == [
         "main",
@@ -372,9 +412,10 @@ def test_walk_stays_in_the_chosen_language(key: str, language: str) -> None:
         "consulta_1",
         "consulta_2",
         "library",
+        "news",
         "news_1",
         "news_2",
-        "library",
+        "news",
         "main",
     ]
     says = [event.prompt for step in steps[1:] for event in step.events if isinstance(event, Say)]

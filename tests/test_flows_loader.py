@@ -24,6 +24,7 @@ system:
   error: {es: "Hubo un problema.", qu: "Sasachakuy kapun."}
   after_article: {es: "Marque 1, 2 o 0.", qu: "Hukta, iskayta, ch'usaqta ñit'iy."}
   after_last_article: {es: "Marque 1 o 0.", qu: "Hukta, ch'usaqta ñit'iy."}
+  no_number: {es: "Número oculto.", qu: "Pakasqa yupay."}
 sms:
   help: {es: "Escriba MENU.", qu: "MENU qillqay."}
   opted_out: {es: "No le escribiremos más.", qu: "Manaña qillqamusqaykichu."}
@@ -102,7 +103,7 @@ def test_invalid_yaml(flows_dir: Path) -> None:
     """A YAML syntax error names the file and the line."""
     write_flow(flows_dir, edit(MINIMAL_FLOW, 'options: {"1": es, "2": qu}', 'options: {"1": es, "2": qu'))
     # PyYAML notices the unclosed `{` on the next line, where it finds `next:`.
-    assert problems(flows_dir) == ["flows/demo.yaml:(flow): expected ',' or '}', but got ':' at line 34"]
+    assert problems(flows_dir) == ["flows/demo.yaml:(flow): expected ',' or '}', but got ':' at line 35"]
 
 
 def test_not_a_mapping(flows_dir: Path) -> None:
@@ -115,7 +116,7 @@ def test_duplicate_node_id(flows_dir: Path) -> None:
     """A node id used twice is refused, instead of the second silently replacing the first."""
     duplicate = '  news:\n    type: end\n    prompt: {es: "Fin.", qu: "Tukuy."}\n'
     write_flow(flows_dir, MINIMAL_FLOW + duplicate)
-    assert problems(flows_dir) == ["flows/demo.yaml:(flow): duplicate id 'news' at line 49"]
+    assert problems(flows_dir) == ["flows/demo.yaml:(flow): duplicate id 'news' at line 50"]
 
 
 def test_unknown_node_type(flows_dir: Path) -> None:
@@ -123,7 +124,7 @@ def test_unknown_node_type(flows_dir: Path) -> None:
     write_flow(flows_dir, edit(MINIMAL_FLOW, "type: article", "type: articel"))
     [line] = problems(flows_dir)
     assert line.startswith("flows/demo.yaml:news: Input tag 'articel' found using 'type'")
-    assert "'message', 'menu', 'language_menu', 'article', 'end'" in line
+    assert "'message', 'menu', 'language_menu', 'article', 'subscribe', 'end'" in line
 
 
 def test_missing_required_field(flows_dir: Path) -> None:

@@ -18,8 +18,10 @@ from app.flows.events import (
     RunState,
     Say,
     Step,
+    Subscribed,
 )
 from app.flows.model import (
+    ACCEPT_KEY,
     ARTICLE_BACK_KEY,
     ARTICLE_NEXT_KEY,
     ARTICLE_REPEAT_KEY,
@@ -32,6 +34,7 @@ from app.flows.model import (
     LanguageMenuNode,
     MenuNode,
     MessageNode,
+    SubscribeNode,
     Text,
     system_prompt_key,
 )
@@ -41,12 +44,14 @@ MAX_STEPS = 25
 MAX_RETRIES = 2
 """Re-prompts after an invalid or missing key press before ending politely."""
 
-AnyNode = MessageNode | MenuNode | LanguageMenuNode | ArticleNode | EndNode
+WaitingNode = MenuNode | LanguageMenuNode | ArticleNode | SubscribeNode
+"""Nodes that wait for a key press."""
 _KINDS: dict[type, NodeKind] = {
     MessageNode: NodeKind.MESSAGE,
     MenuNode: NodeKind.MENU,
     LanguageMenuNode: NodeKind.LANGUAGE_MENU,
     ArticleNode: NodeKind.ARTICLE,
+    SubscribeNode: NodeKind.SUBSCRIBE,
     EndNode: NodeKind.END,
 }
 
@@ -55,12 +60,15 @@ class FlowLoopError(RuntimeError):
     """A flow went through too many nodes for one input."""
 
 
-def start(flow: FlowDefinition, *, language: str | None = None) -> Step:
-    """Begin a conversation; a caller with a remembered language starts at ``returning``."""
+def start(flow: FlowDefinition, *, language: str | None = None, reachable: bool = True) -> Step:
+    """Begin a conversation; a caller with a remembered language starts at ``returning``.
+
+    ``reachable`` is False for a withheld number: nothing can be sent to it, so it cannot subscribe.
+    """
     if language not in flow.languages:
         language = None
     entry = flow.returning if language is not None and flow.returning is not None else flow.start
-    run = _Run(flow, language)
+    run = _Run(flow, language, reachable)
     return run.finish(run.enter(entry))
 
 
@@ -70,7 +78,7 @@ def resume(flow: FlowDefinition, state: RunState, given: Input) -> Step:  # noqa
         # The flow no longer offers the caller's language: let them choose again.
         run = _Run(flow, None)
         return run.finish(run.enter(flow.language_menu() or flow.start))
-    run = _Run(flow, state.language)
+    run = _Run(flow, state.language, state.reachable)
     if state.ended:
         return run.finish(state, Hangup(EndReason.COMPLETED))
     node = flow.nodes.get(state.node)
@@ -86,6 +94,8 @@ def resume(flow: FlowDefinition, state: RunState, given: Input) -> Step:  # noqa
         return run.finish(run.on_menu(state, node, key))
     if isinstance(node, LanguageMenuNode):
         return run.finish(run.on_language(state, node, key))
+    if isinstance(node, SubscribeNode):
+        return run.finish(run.on_subscribe(state, node, key))
     return run.finish(run.on_article(state, node, key))
 
 
@@ -101,9 +111,10 @@ def jump(flow: FlowDefinition, state: RunState, node_id: str) -> Step:
 class _Run:
     """Collects the events of one engine call and counts the nodes entered."""
 
-    def __init__(self, flow: FlowDefinition, language: str | None) -> None:
+    def __init__(self, flow: FlowDefinition, language: str | None, reachable: bool = True) -> None:
         self.flow = flow
         self.language = language
+        self.reachable = reachable
         self.events: list[Event] = []
         self.steps = 0
 
@@ -125,11 +136,11 @@ class _Run:
                 continue
             if isinstance(node, EndNode):
                 self.events.append(Hangup(EndReason.COMPLETED))
-                return RunState(node=node_id, language=self.language, ended=True)
+                return RunState(node=node_id, language=self.language, ended=True, reachable=self.reachable)
             if isinstance(node, ArticleNode):
                 self.say_system(_after_article(node))
             self.ask(node_id, node)
-            return RunState(node=node_id, language=self.language)
+            return RunState(node=node_id, language=self.language, reachable=self.reachable)
 
     def on_menu(self, state: RunState, node: MenuNode, key: str) -> RunState:
         option = node.options.get(key)
@@ -162,6 +173,22 @@ class _Run:
             return self.go(state, kind, key, Outcome.MAIN_MENU, self.flow.main)
         return self.retry(state, node, key, Outcome.INVALID)
 
+    def on_subscribe(self, state: RunState, node: SubscribeNode, key: str) -> RunState:
+        kind = NodeKind.SUBSCRIBE
+        if key == ACCEPT_KEY and self.language is not None:
+            if not self.reachable:
+                self.events.append(InputReceived(state.node, kind, key, Outcome.UNAVAILABLE, node.back))
+                self.say_system("no_number")
+                return self.enter(node.back)
+            self.events.append(InputReceived(state.node, kind, key, Outcome.CHOSEN, node.next))
+            self.events.append(Subscribed(node.topic, self.language))
+            return self.enter(node.next)
+        if key == REPEAT_KEY:
+            return self.go(state, kind, key, Outcome.BACK, node.back)
+        if key == MAIN_MENU_KEY:
+            return self.go(state, kind, key, Outcome.MAIN_MENU, self.flow.main)
+        return self.retry(state, node, key, Outcome.INVALID)
+
     def conventions(self, state: RunState, node: MenuNode, key: str) -> RunState | None:
         """The keys every menu understands: 0 repeats, 9 main menu, * language."""
         if key == REPEAT_KEY:
@@ -177,9 +204,7 @@ class _Run:
         self.events.append(InputReceived(state.node, kind, key, outcome, target))
         return self.enter(target)
 
-    def retry(
-        self, state: RunState, node: MenuNode | LanguageMenuNode | ArticleNode, key: str, outcome: Outcome
-    ) -> RunState:
+    def retry(self, state: RunState, node: WaitingNode, key: str, outcome: Outcome) -> RunState:
         kind = _KINDS[type(node)]
         self.events.append(InputReceived(state.node, kind, key, outcome))
         attempts = state.attempts + 1
@@ -195,7 +220,7 @@ class _Run:
         self.ask(state.node, node)
         return state.model_copy(update={"attempts": attempts})
 
-    def ask(self, node_id: str, node: MenuNode | LanguageMenuNode | ArticleNode) -> None:
+    def ask(self, node_id: str, node: WaitingNode) -> None:
         keys = _keys(self.flow, node, self.language)
         self.events.append(Ask(node_id, keys, self.flow.input_timeout, self.language))
 
@@ -213,14 +238,14 @@ def _after_article(node: ArticleNode) -> str:
     return "after_article" if node.next is not None else "after_last_article"
 
 
-def _keys(
-    flow: FlowDefinition, node: MenuNode | LanguageMenuNode | ArticleNode, language: str | None
-) -> tuple[str, ...]:
+def _keys(flow: FlowDefinition, node: WaitingNode, language: str | None) -> tuple[str, ...]:
     """The keys that mean something at a node, for channels that list or restrict them."""
     if isinstance(node, MenuNode):
         extra = [REPEAT_KEY, MAIN_MENU_KEY] + ([LANGUAGE_KEY] if flow.language_menu() else [])
         return (*node.options, *extra)
     if isinstance(node, LanguageMenuNode):
         return (*node.options, REPEAT_KEY, *([MAIN_MENU_KEY] if language else []))
+    if isinstance(node, SubscribeNode):
+        return (ACCEPT_KEY, REPEAT_KEY, MAIN_MENU_KEY)
     keys = [ARTICLE_REPEAT_KEY, *([ARTICLE_NEXT_KEY] if node.next else []), ARTICLE_BACK_KEY, MAIN_MENU_KEY]
     return tuple(keys)

@@ -17,6 +17,8 @@ class RunState(BaseModel):
     language: str | None = None
     attempts: int = 0
     ended: bool = False
+    reachable: bool = True
+    """The caller has a number a message could be sent to (not withheld)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class NodeKind(StrEnum):
     MENU = "menu"
     LANGUAGE_MENU = "language_menu"
     ARTICLE = "article"
+    SUBSCRIBE = "subscribe"
     END = "end"
 
 
@@ -55,6 +58,7 @@ class Outcome(StrEnum):
     BACK = "back"
     INVALID = "invalid"
     NO_INPUT = "no_input"
+    UNAVAILABLE = "unavailable"
 
 
 class EndReason(StrEnum):
@@ -118,13 +122,21 @@ class LanguageChosen:
 
 
 @dataclass(frozen=True)
+class Subscribed:
+    """The caller agreed to receive a topic (news) by SMS in this language; hosts store the consent."""
+
+    topic: str
+    language: str
+
+
+@dataclass(frozen=True)
 class Hangup:
     """End the conversation."""
 
     reason: EndReason
 
 
-Event = Say | Ask | NodeEntered | InputReceived | LanguageChosen | Hangup
+Event = Say | Ask | NodeEntered | InputReceived | LanguageChosen | Subscribed | Hangup
 
 
 @dataclass(frozen=True)

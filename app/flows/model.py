@@ -22,8 +22,17 @@ RESERVED_MENU_KEYS = frozenset({REPEAT_KEY, MAIN_MENU_KEY, LANGUAGE_KEY})
 ARTICLE_REPEAT_KEY = "1"
 ARTICLE_NEXT_KEY = "2"
 ARTICLE_BACK_KEY = "0"
+ACCEPT_KEY = "1"
 
-SYSTEM_PROMPTS = ("invalid", "no_input", "goodbye", "error", "after_article", "after_last_article")
+SYSTEM_PROMPTS = (
+    "invalid",
+    "no_input",
+    "goodbye",
+    "error",
+    "after_article",
+    "after_last_article",
+    "no_number",
+)
 """Prompts the engine speaks itself; every flow defines each in every language."""
 SMS_TEXTS = (
     "help",
@@ -99,6 +108,17 @@ class ArticleNode(_Strict):
     next: NodeId | None = None
 
 
+class SubscribeNode(_Strict):
+    """Asks consent to send news by SMS to this phone: 1 accepts (then ``next``), 0 goes ``back``."""
+
+    type: Literal["subscribe"]
+    prompt: Text
+    sms: Text | None = None
+    topic: Literal["news"] = "news"
+    next: NodeId
+    back: NodeId
+
+
 class EndNode(_Strict):
     """Says goodbye and hangs up."""
 
@@ -108,10 +128,10 @@ class EndNode(_Strict):
 
 
 Node = Annotated[
-    MessageNode | MenuNode | LanguageMenuNode | ArticleNode | EndNode,
+    MessageNode | MenuNode | LanguageMenuNode | ArticleNode | SubscribeNode | EndNode,
     Field(discriminator="type"),
 ]
-WAITING_NODES = (MenuNode, LanguageMenuNode, ArticleNode)
+AnyNode = MessageNode | MenuNode | LanguageMenuNode | ArticleNode | SubscribeNode | EndNode
 
 
 class FlowDefinition(_Strict):
@@ -131,7 +151,7 @@ class FlowDefinition(_Strict):
     language_names: dict[str, str] = Field(default_factory=dict)
     nodes: dict[NodeId, Node]
 
-    def node(self, node_id: str) -> MessageNode | MenuNode | LanguageMenuNode | ArticleNode | EndNode:
+    def node(self, node_id: str) -> AnyNode:
         """Return a node by id (the definition is validated, so ids resolve)."""
         return self.nodes[node_id]
 

@@ -11,13 +11,14 @@ from app.flows.model import (
     RESERVED_MENU_KEYS,
     SMS_TEXTS,
     SYSTEM_PROMPTS,
+    AnyNode,
     ArticleNode,
-    EndNode,
     FlowDefinition,
     LanguageMenuNode,
     MenuNode,
     MessageNode,
     ReviewStatus,
+    SubscribeNode,
     Text,
     spoken_seconds,
 )
@@ -57,10 +58,12 @@ def review_notes(flow: FlowDefinition) -> list[str]:
     ]
 
 
-def targets(node: MessageNode | MenuNode | LanguageMenuNode | ArticleNode | EndNode) -> Iterator[str]:
+def targets(node: AnyNode) -> Iterator[str]:
     """Every node id a node can lead to by its own wiring."""
     if isinstance(node, MessageNode | LanguageMenuNode):
         yield node.next
+    elif isinstance(node, SubscribeNode):
+        yield from (node.next, node.back)
     elif isinstance(node, MenuNode):
         yield from (option.next for option in node.options.values())
     elif isinstance(node, ArticleNode):

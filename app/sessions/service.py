@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +25,7 @@ from app.flows.events import (
     NodeEntered,
     RunState,
     Step,
+    Subscribed,
 )
 from app.flows.model import FlowDefinition
 from app.privacy.pseudonym import Pseudonymizer
@@ -59,13 +61,27 @@ class Replay:
     response: str
 
 
+class NewsSubscriber(Protocol):
+    """Stores a caller's consent to news by SMS (the broadcasts service)."""
+
+    async def subscribe(self, caller_id: int, e164: str, language: str, channel: str) -> None:
+        """Remember the number encrypted and subscribe the caller in a language."""
+
+
 class ConversationService:
     """Starts and advances sessions; the caller's route renders events and calls `commit`."""
 
-    def __init__(self, db: AsyncSession, flows: dict[str, FlowDefinition], pseudonyms: Pseudonymizer) -> None:
+    def __init__(
+        self,
+        db: AsyncSession,
+        flows: dict[str, FlowDefinition],
+        pseudonyms: Pseudonymizer,
+        news: NewsSubscriber | None = None,
+    ) -> None:
         self.db = db
         self.flows = flows
         self.pseudonyms = pseudonyms
+        self.news = news
         self.sessions = SessionRepository(db)
         self.callers = CallerRepository(db)
 
@@ -94,7 +110,7 @@ class ConversationService:
         """Start a session for a known (or anonymous) caller."""
         now = utcnow()
         flow = self.flows[flow_id]
-        step = engine.start(flow, language=caller.language if caller else None)
+        step = engine.start(flow, language=caller.language if caller else None, reachable=caller is not None)
         session = CallSession(
             id=secrets.token_hex(16),
             caller_id=caller.id if caller else None,
@@ -120,7 +136,9 @@ class ConversationService:
             return await self._replay(winner, 0)
         return Turn(session, 0, step.events)
 
-    async def advance(self, session_id: str, number: int, provider_id: str, given: Input) -> Turn | Replay:
+    async def advance(
+        self, session_id: str, number: int, provider_id: str, given: Input, e164: str | None = None
+    ) -> Turn | Replay:
         """Apply the input of step ``number``; a redelivered step replays its stored answer."""
         session = await self.sessions.lock(session_id)
         if session is None or session.provider_id != provider_id:
@@ -130,9 +148,9 @@ class ConversationService:
         if number != session.step + 1:
             # A step from the future was never offered; ask the current question again.
             return await self._replay(session, session.step)
-        return await self.apply(session, lambda flow, state: engine.resume(flow, state, given))
+        return await self.apply(session, lambda flow, state: engine.resume(flow, state, given), e164)
 
-    async def apply(self, session: CallSession, move: Move) -> Turn:
+    async def apply(self, session: CallSession, move: Move, e164: str | None = None) -> Turn:
         """Run one engine move on a locked session as its next step and record what happened."""
         flow = self.flows.get(session.flow_id)
         if flow is None:
@@ -145,7 +163,17 @@ class ConversationService:
         session.language = step.state.language
         session.updated_at = utcnow()
         await self._record(session, number, step, before)
+        await self._subscribe(session, step, e164)
         return Turn(session, number, step.events)
+
+    async def _subscribe(self, session: CallSession, step: Step, e164: str | None) -> None:
+        """Store consent to news given at a subscribe node (the engine only knows there is a number)."""
+        for event in step.events:
+            if not isinstance(event, Subscribed):
+                continue
+            if self.news is None or e164 is None or session.caller_id is None:
+                raise RuntimeError("a subscription needs the caller's number and the news service")
+            await self.news.subscribe(session.caller_id, e164, event.language, session.channel)
 
     async def commit(self, turn: Turn, response: str) -> str:
         """Store the answer with the step and commit; if another delivery won a race, send its answer."""

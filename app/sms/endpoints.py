@@ -34,7 +34,7 @@ def _service(
         contacts=contacts,
         news=news,
     )
-    return SmsService(db, ConversationService(db, flows, pseudonyms), context)
+    return SmsService(db, ConversationService(db, flows, pseudonyms, news), context)
 
 
 Sms = Annotated[SmsService, Depends(_service)]

@@ -93,29 +93,31 @@ class SmsService:
             return self.renderer.text("help", caller.language), None
         if word is Keyword.NEWS and found is not None:
             return await self._subscribe(caller, e164, found[1]), None
-        return await self._converse(caller, sid, word, body)
+        return await self._converse(caller, sid, e164, word, body)
 
     async def _converse(
-        self, caller: Caller, sid: str, word: Keyword | None, body: str
+        self, caller: Caller, sid: str, e164: str, word: Keyword | None, body: str
     ) -> tuple[str | None, Turn | None]:
         """Start a conversation, page through the last reply, or take one step in the flow."""
         session = await self._active_session(caller)
         if session is None:
-            return await self._start(caller, sid, word)
+            return await self._start(caller, sid, e164, word)
         if session.pending_pages and body.strip() == MORE_KEY:
             return self._next_page(session), None
-        return await self._step(session, self._move(word, body))
+        return await self._step(session, self._move(word, body), e164)
 
-    async def _start(self, caller: Caller, sid: str, word: Keyword | None) -> tuple[str | None, Turn | None]:
+    async def _start(
+        self, caller: Caller, sid: str, e164: str, word: Keyword | None
+    ) -> tuple[str | None, Turn | None]:
         result = await self.conversations.begin_for(caller, Channel.SMS, sid, self.flow.id)
         if isinstance(result, Replay):
             return result.response, None
         if word is Keyword.LANGUAGE:
-            return await self._step(result.session, self._move(word, ""))
+            return await self._step(result.session, self._move(word, ""), e164)
         return self._reply(result.session, result), result
 
-    async def _step(self, session: CallSession, move: Move) -> tuple[str | None, Turn]:
-        turn = await self.conversations.apply(session, move)
+    async def _step(self, session: CallSession, move: Move, e164: str) -> tuple[str | None, Turn]:
+        turn = await self.conversations.apply(session, move, e164)
         if RunState.model_validate(session.state).ended:
             session.status = "completed"
             session.ended_at = utcnow()

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request, Response
 from sqlalchemy.exc import IntegrityError
 
+from app.broadcasts.service import BroadcastService
 from app.contacts.deps import ContactsDep
 from app.deps import FlowsDep, PseudonymsDep, SessionDep, SettingsDep
 from app.errors import InvalidWebhook
@@ -29,8 +30,10 @@ CALL_SID = r"^CA[0-9a-fA-F]{32}$"
 SESSION_ID = r"^[0-9a-f]{32}$"
 
 
-def _conversations(db: SessionDep, flows: FlowsDep, pseudonyms: PseudonymsDep) -> ConversationService:
-    return ConversationService(db, flows, pseudonyms)
+def _conversations(
+    db: SessionDep, flows: FlowsDep, pseudonyms: PseudonymsDep, settings: SettingsDep, contacts: ContactsDep
+) -> ConversationService:
+    return ConversationService(db, flows, pseudonyms, BroadcastService(db, contacts, Outbox(db, settings)))
 
 
 def _renderer(request: Request) -> VoiceRenderer:
@@ -54,6 +57,16 @@ def _call_sid(form: dict[str, str]) -> str:
     return call_sid
 
 
+def _outbound(form: dict[str, str]) -> bool:
+    """A call the hotline placed (a call-back), rather than one it received."""
+    return form.get("Direction", "inbound").startswith("outbound")
+
+
+def _caller_number(form: dict[str, str]) -> str | None:
+    """The caller's E.164 number (held in memory only): To for a call-back, else From."""
+    return normalize_e164(form.get("To") if _outbound(form) else form.get("From"))
+
+
 @router.post("", summary="A call comes in")
 async def incoming_call(
     form: TwilioForm,
@@ -69,8 +82,8 @@ async def incoming_call(
     call_sid = _call_sid(form)
     if "From" not in form:
         raise InvalidWebhook("From missing")
-    outbound = form.get("Direction", "inbound").startswith("outbound")
-    e164 = normalize_e164(form.get("To") if outbound else form["From"])
+    outbound = _outbound(form)
+    e164 = _caller_number(form)
     if settings.callback_mode and not outbound and e164 is not None:
         rejected = await _reject_for_callback(call_sid, e164, settings, conversations, callbacks)
         if rejected is not None:
@@ -124,7 +137,7 @@ async def step(
     call_sid = _call_sid(form)
     digits = form.get("Digits", "")
     given = Digits(digits) if digits else NoInput()
-    result = await conversations.advance(session_id, number, call_sid, given)
+    result = await conversations.advance(session_id, number, call_sid, given, _caller_number(form))
     return await _answer(result, conversations, renderer, settings.public_base_url)
 
 
