@@ -159,3 +159,21 @@ async def test_callback_mode_off_answers_normally(
     assert "<Gather" in answer.text
     assert count_rows(database_url, "outbox") == 0
     assert count_rows(database_url, "contacts") == 0
+
+
+async def test_opted_out_caller_is_answered_not_called_back(
+    callback_settings: Settings,
+    client: httpx.AsyncClient,
+    signer: TwilioSigner,
+    flows: dict[str, FlowDefinition],
+    sessions: Sessions,
+    database_url: str,
+) -> None:
+    """After ALTO nothing is sent to the number, call-backs included: the call is answered instead."""
+    from app.simulator import TextPhone
+
+    await TextPhone(client=client, signer=signer, sender=NUMBER).text("ALTO")
+    answer = await _call(client, signer, flows).post("/twilio/voice", {})
+    assert "<Gather" in answer.text
+    assert await _outbox(sessions) == []
+    assert count_rows(database_url, "contacts") == 0

@@ -70,3 +70,25 @@ def test_call_reads_keys_from_the_terminal(environment: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "Menú principal" in result.output
     assert "No recibimos su respuesta." in result.output
+
+
+def test_sms_simulator_texts_the_hotline(environment: Path) -> None:
+    """`rimay sms` sends signed SMS webhooks and prints the replies, including keyword answers."""
+    runner = CliRunner()
+    assert runner.invoke(app, ["migrate"]).exit_code == 0
+    result = runner.invoke(app, ["sms", "--messages", "hola|1|AYUDA|ALTO|hola"])
+    assert result.exit_code == 0, result.output
+    assert "1 Español" in result.output
+    assert "Menú principal" in result.output
+    assert "ALTO" in result.output
+    assert result.output.rstrip().endswith("(no reply)")
+    assert b"900000002" not in (environment / "rimay.sqlite3").read_bytes()
+
+
+def test_sms_simulator_reads_the_terminal(environment: Path) -> None:
+    """Interactive use: type messages, /quit to stop."""
+    runner = CliRunner()
+    assert runner.invoke(app, ["migrate"]).exit_code == 0
+    result = runner.invoke(app, ["sms"], input="hola\n/quit\n")
+    assert result.exit_code == 0, result.output
+    assert "2 Runasimi" in result.output

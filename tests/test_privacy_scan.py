@@ -16,13 +16,14 @@ import httpx
 import pytest
 
 from app.flows.model import FlowDefinition
-from app.simulator import Call, TwilioSigner
+from app.simulator import Call, TextPhone, TwilioSigner
 from tests.conftest import AUTH_TOKEN, ROOT
 from tests.pg import PostgresServer
 from tests.test_voice_endpoints import walk
 
 NUMBER = "+51964123987"
-NEEDLES = (NUMBER, NUMBER[1:], NUMBER[3:], "%2B" + NUMBER[1:], "964 123 987")
+OTHER = "+51964555000"
+NEEDLES = (NUMBER, NUMBER[1:], NUMBER[3:], "%2B" + NUMBER[1:], "964 123 987", OTHER[1:], OTHER[3:])
 
 
 def _hits(blob: bytes) -> list[str]:
@@ -96,6 +97,12 @@ async def test_no_number_in_sqlite_or_server_log(
         await walk(phone, ["2", "1", "1", "2", "0", "7", "9"])
         again = Call(client=client, signer=signer, flows=flows, caller=NUMBER)
         await walk(again, ["1"])
+        texter = TextPhone(client=client, signer=signer, sender=NUMBER)
+        for body in ("hola", "2", "1", "NOTICIAS", "👍", "x" * 1700):
+            await texter.text(body)
+        other = TextPhone(client=client, signer=signer, sender=OTHER)
+        for body in ("hola", "NOTICIAS", "ALTO"):
+            await other.text(body)
         forged = await client.post("/twilio/voice", data={"CallSid": "CA" + "f" * 32, "From": NUMBER})
         assert forged.status_code == 403
         malformed = await phone.post("/twilio/voice", {"CallSid": "bogus"})
@@ -117,7 +124,12 @@ async def test_no_number_in_postgresql_dump(
     """A pg_dump after a full call holds pseudonyms only."""
     assert postgres_server is not None
     caller = Call(client=phone.client, signer=phone.signer, flows=phone.flows, caller=NUMBER)
-    await walk(caller, ["1", "1", "4", "1", "2"])
+    await walk(caller, ["1", "1", "4", "1", "2", "0", "2", "1"])
+    texter = TextPhone(client=phone.client, signer=phone.signer, sender=OTHER)
+    for body in ("hola", "1", "NOTICIAS"):
+        await texter.text(body)
     dump = postgres_server.dump(database_url.rsplit("/", 1)[1])
     assert "COPY public.interactions" in dump
+    assert "COPY public.contacts" in dump
+    assert dump.count("\\x") >= 2, "both subscribers' numbers are stored, encrypted"
     assert _hits(dump.encode()) == []
