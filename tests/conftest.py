@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import respx
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -22,6 +23,7 @@ from app.flows.model import FlowDefinition
 from app.main import create_app
 from app.settings import Settings
 from app.simulator import Call, TwilioSigner
+from tests.outbound import Clock, Sessions, outbound_settings, sessions_for
 from tests.pg import PostgresServer, find_postgres, start_postgres
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
@@ -178,6 +180,32 @@ def signer() -> TwilioSigner:
 def phone(client: httpx.AsyncClient, signer: TwilioSigner, flows: dict[str, FlowDefinition]) -> Call:
     """A simulated call from CALLER."""
     return Call(client=client, signer=signer, flows=flows, caller=CALLER)
+
+
+@pytest.fixture
+def outbound(settings: Settings) -> Settings:
+    """Settings that can send (a Twilio account and the hotline's number); modules may override it."""
+    return outbound_settings(settings)
+
+
+@pytest.fixture
+async def sessions(outbound: Settings) -> AsyncIterator[Sessions]:
+    """Sessions on the test database, on an engine of their own (as the worker has)."""
+    async with sessions_for(outbound.sqlalchemy_url) as made:
+        yield made
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """Time under the test's control."""
+    return Clock()
+
+
+@pytest.fixture
+def twilio() -> Iterator[respx.MockRouter]:
+    """Twilio's REST API, mocked; any other outbound request fails the test."""
+    with respx.mock(assert_all_called=False) as router:
+        yield router
 
 
 def count_rows(database_url: str, table: str) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -28,7 +27,7 @@ from app.outbox.worker import OutboxWorker
 from app.settings import Settings, get_settings
 from app.simulator import Call, TextPhone, TwilioSigner
 from tests.conftest import count_rows
-from tests.test_outbox_service import MESSAGES_URL, Sessions, outbound_settings, sessions_for
+from tests.outbound import MESSAGES_URL, Sessions, outbound_settings
 
 SPANISH, QUECHUA, BYSTANDER = "+51965000001", "+51965000002", "+51965000003"
 TEXTS = {"es": "Asamblea comunal el sábado a las 9.", "qu": "Sabado p'unchawpi 9 horapi ayllu huñunakuy."}
@@ -40,13 +39,6 @@ def outbound(app: FastAPI, settings: Settings) -> Settings:
     changed = outbound_settings(settings)
     app.state.settings = changed
     return changed
-
-
-@pytest.fixture
-async def sessions(outbound: Settings) -> AsyncIterator[Sessions]:
-    """Sessions for services and the worker, on the test database."""
-    async with sessions_for(outbound.sqlalchemy_url) as made:
-        yield made
 
 
 def _phone(client: httpx.AsyncClient, signer: TwilioSigner, number: str) -> TextPhone:

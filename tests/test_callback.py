@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from urllib.parse import parse_qs
 
 import httpx
@@ -21,7 +20,7 @@ from app.outbox.worker import OutboxWorker
 from app.settings import Settings
 from app.simulator import Call, TwilioSigner, parse_twiml
 from tests.conftest import count_rows
-from tests.test_outbox_service import CALLS_URL, HOTLINE, Sessions, outbound_settings, sessions_for
+from tests.outbound import CALLS_URL, HOTLINE, Sessions, outbound_settings
 
 NUMBER = "+51964777888"
 
@@ -32,13 +31,6 @@ def callback_settings(app: FastAPI, settings: Settings) -> Settings:
     changed = outbound_settings(settings, callback_mode=True, callback_delay_seconds=0)
     app.state.settings = changed
     return changed
-
-
-@pytest.fixture
-async def sessions(callback_settings: Settings) -> AsyncIterator[Sessions]:
-    """Sessions for the worker, on the test database."""
-    async with sessions_for(callback_settings.sqlalchemy_url) as made:
-        yield made
 
 
 def _call(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
@@ -19,17 +18,9 @@ from app.outbox.models import MessageStatus
 from app.outbox.service import Outbox
 from app.settings import Settings
 from app.simulator import TextPhone, TwilioSigner
+from tests.outbound import NUMBER, Sessions, outbound_settings
 from tests.pg import PostgresServer
-from tests.test_outbox_service import (
-    NUMBER,
-    Sessions,
-    add_caller,
-    all_rows,
-    hits,
-    outbound_settings,
-    sessions_for,
-    stored_bytes,
-)
+from tests.test_outbox_service import add_caller, all_rows, hits, stored_bytes
 
 SECRET = b"test-contact-key-" + b"y" * 32
 
@@ -38,13 +29,6 @@ SECRET = b"test-contact-key-" + b"y" * 32
 def outbound(settings: Settings) -> Settings:
     """Settings that can send."""
     return outbound_settings(settings)
-
-
-@pytest.fixture
-async def sessions(outbound: Settings) -> AsyncIterator[Sessions]:
-    """Sessions on the test database."""
-    async with sessions_for(outbound.sqlalchemy_url) as made:
-        yield made
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from app.outbox.models import OutboxMessage
 from app.outbox.service import Outbox
 from app.settings import Settings, get_settings
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
-from tests.test_outbox_service import ACCOUNT_SID, HOTLINE, MESSAGES_URL, add_caller, hits, sessions_for
+from tests.outbound import ACCOUNT_SID, HOTLINE, MESSAGES_URL, sessions_for
+from tests.test_outbox_service import add_caller, hits
 from tests.test_outbox_worker import created
 
 runner = CliRunner()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import respx
@@ -14,7 +14,8 @@ from app.outbox.repository import OutboxRepository
 from app.outbox.twilio_http import client_factory
 from app.outbox.worker import OutboxWorker
 from app.settings import Settings
-from tests.test_outbox_service import MESSAGES_URL, Clock, Sessions, all_rows, outbound_settings, sessions_for
+from tests.outbound import MESSAGES_URL, Clock, Sessions, outbound_settings, sessions_for
+from tests.test_outbox_service import all_rows
 from tests.test_outbox_worker import created, form, queue_sms
 
 
@@ -22,26 +23,6 @@ from tests.test_outbox_worker import created, form, queue_sms
 def outbound(settings: Settings) -> Settings:
     """Settings that can send, with a cap high enough for many rows."""
     return outbound_settings(settings, outbound_daily_cap=50)
-
-
-@pytest.fixture
-async def sessions(outbound: Settings) -> AsyncIterator[Sessions]:
-    """Sessions on the test database."""
-    async with sessions_for(outbound.sqlalchemy_url) as made:
-        yield made
-
-
-@pytest.fixture
-def clock() -> Clock:
-    """Time under the test's control."""
-    return Clock()
-
-
-@pytest.fixture
-def twilio() -> Iterator[respx.MockRouter]:
-    """Twilio's REST API, mocked; any other request fails the test."""
-    with respx.mock(assert_all_called=False) as router:
-        yield router
 
 
 @pytest.fixture

@@ -4,65 +4,24 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.callers.models import Caller
 from app.contacts.crypto import ContactCipher
 from app.contacts.models import ContactPurpose
 from app.contacts.service import ContactService
 from app.db.base import utcnow
-from app.db.engine import is_sqlite, make_async_engine, make_sessionmaker
+from app.db.engine import is_sqlite
 from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
 from app.outbox.service import Outbox
 from app.settings import Settings
+from tests.outbound import NEEDLES, NUMBER, Clock, Sessions, outbound_settings
 from tests.pg import PostgresServer
-
-ACCOUNT_SID = "AC" + "1" * 32
-HOTLINE = "+15005550006"
-NUMBER = "+51964555123"
-NEEDLES = (NUMBER, NUMBER[1:], NUMBER[3:], "%2B" + NUMBER[1:])
-API = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}"
-MESSAGES_URL = f"{API}/Messages.json"
-CALLS_URL = f"{API}/Calls.json"
-Sessions = async_sessionmaker[AsyncSession]
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        """Move time forward."""
-        self.now += timedelta(**delta)
-
-
-def outbound_settings(settings: Settings, **changes: object) -> Settings:
-    """Test settings plus what sending needs: an account, a hotline number."""
-    return settings.model_copy(
-        update={"twilio_account_sid": ACCOUNT_SID, "twilio_number": HOTLINE, **changes}
-    )
-
-
-@asynccontextmanager
-async def sessions_for(url: str) -> AsyncIterator[Sessions]:
-    """A sessionmaker on its own engine, disposed afterwards."""
-    engine = make_async_engine(url)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 async def add_caller(
@@ -114,13 +73,6 @@ def hits(blob: bytes) -> list[str]:
 def outbound(settings: Settings) -> Settings:
     """Settings that can send."""
     return outbound_settings(settings, outbound_daily_cap=3)
-
-
-@pytest.fixture
-async def sessions(outbound: Settings) -> AsyncIterator[Sessions]:
-    """Sessions on the test database."""
-    async with sessions_for(outbound.sqlalchemy_url) as made:
-        yield made
 
 
 async def test_enqueue_sms_adds_a_pending_row_without_committing(

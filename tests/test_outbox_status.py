@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 from sqlalchemy import update
@@ -12,17 +10,11 @@ from app.outbox.models import OutboxMessage
 from app.outbox.service import Outbox
 from app.settings import Settings
 from app.simulator import TwilioSigner
-from tests.test_outbox_service import NUMBER, Sessions, add_caller, all_rows, hits, sessions_for
+from tests.outbound import NUMBER, Sessions
+from tests.test_outbox_service import add_caller, all_rows, hits
 
 SID = "SM" + "a" * 32
 PATH = "/twilio/sms/status"
-
-
-@pytest.fixture
-async def sessions(settings: Settings) -> AsyncIterator[Sessions]:
-    """Sessions on the test database."""
-    async with sessions_for(settings.sqlalchemy_url) as made:
-        yield made
 
 
 @pytest.fixture

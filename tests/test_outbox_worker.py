@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from urllib.parse import parse_qs
 
@@ -23,21 +23,17 @@ from app.outbox.service import Outbox
 from app.outbox.twilio_http import client_factory
 from app.outbox.worker import STALE_REASON, OutboxWorker
 from app.settings import Settings
-from tests.pg import PostgresServer
-from tests.test_outbox_service import (
+from tests.outbound import (
     CALLS_URL,
     HOTLINE,
     MESSAGES_URL,
     NUMBER,
     Clock,
     Sessions,
-    add_caller,
-    all_rows,
-    hits,
     outbound_settings,
-    sessions_for,
-    stored_bytes,
 )
+from tests.pg import PostgresServer
+from tests.test_outbox_service import add_caller, all_rows, hits, stored_bytes
 
 PUBLIC = "https://hotline.example.org"
 
@@ -68,26 +64,6 @@ def form(request: httpx.Request) -> dict[str, str]:
 def outbound(settings: Settings) -> Settings:
     """Settings that can send, with a cap high enough for the concurrency test."""
     return outbound_settings(settings, outbound_daily_cap=50, outbox_max_attempts=3)
-
-
-@pytest.fixture
-async def sessions(outbound: Settings) -> AsyncIterator[Sessions]:
-    """Sessions on the test database."""
-    async with sessions_for(outbound.sqlalchemy_url) as made:
-        yield made
-
-
-@pytest.fixture
-def clock() -> Clock:
-    """Time under the test's control."""
-    return Clock()
-
-
-@pytest.fixture
-def twilio() -> Iterator[respx.MockRouter]:
-    """Twilio's REST API, mocked; any other request fails the test."""
-    with respx.mock(assert_all_called=False) as router:
-        yield router
 
 
 @pytest.fixture
