@@ -58,8 +58,9 @@ async def test_two_workers_send_every_message_exactly_once(
         finally:
             for worker in workers:
                 await worker.aclose()
+    # Which worker wins each claim is up to the scheduler (on SQLite one may take every row); what must
+    # hold is that no row is sent twice. The next test proves SKIP LOCKED deterministically.
     assert sum(totals) == 12
-    assert all(totals), "both workers should have taken part"
     assert route.call_count == 12
     bodies = sorted(form(call.request)["Body"] for call in route.calls)
     assert bodies == sorted(f"mensaje {index}" for index in range(12))

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Coroutine
-from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 
 from app.deps import SessionDep, SettingsDep
-from app.errors import RimayError
 from app.outbox.models import MessageStatus
 from app.outbox.service import Outbox
+from app.webhooks.routes import WebhookRoute
 from app.webhooks.signature import TwilioForm
 
 log = logging.getLogger(__name__)
@@ -30,28 +27,7 @@ REPORTED: dict[str, MessageStatus | None] = {
 """Twilio's message statuses; those mapped to None are acknowledged without changing the row."""
 
 
-class JsonWebhookRoute(APIRoute):
-    """Typed errors become their JSON status; anything else a logged 503, never a bare 500."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        original = super().get_route_handler()
-
-        async def handler(request: Request) -> Response:
-            try:
-                return await original(request)
-            except HTTPException:
-                raise
-            except RimayError as error:
-                log.warning("webhook %s refused: %s", request.url.path, error.code)
-                return JSONResponse({"error": error.code}, status_code=error.status_code)
-            except Exception:
-                log.exception("webhook %s failed", request.url.path)
-                return JSONResponse({"error": "temporarily_unavailable"}, status_code=503)
-
-        return handler
-
-
-router = APIRouter(tags=["twilio"], route_class=JsonWebhookRoute)
+router = APIRouter(tags=["twilio"], route_class=WebhookRoute)
 
 
 @router.post("/twilio/sms/status", summary="Delivery status of a message sent by the outbox")

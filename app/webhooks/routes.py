@@ -1,4 +1,4 @@
-"""A route class for Twilio webhooks: every failure still answers valid TwiML, never a 500."""
+"""Route classes for Twilio webhooks: every failure gets a proper answer (TwiML or JSON), never a 500."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -17,8 +18,8 @@ log = logging.getLogger(__name__)
 TWIML = "application/xml"
 
 
-class TwimlRoute(APIRoute):
-    """Turns errors into the app's TwiML apology (in Spanish and Quechua) instead of Twilio's English one."""
+class WebhookRoute(APIRoute):
+    """Never a bare 500: malformed input, typed refusals and bugs each get an answer from a subclass."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         original = super().get_route_handler()
@@ -30,16 +31,43 @@ class TwimlRoute(APIRoute):
                 raise
             except RequestValidationError as error:
                 log.warning("malformed webhook %s: %s", request.url.path, _fields(error))
-                return _apology(request, 400)
+                return self.malformed(request)
             except RimayError as error:
                 log.warning("webhook %s refused: %s", request.url.path, error.code)
-                # A caller is on the line for an unknown session: speak to them rather than fail.
-                return _apology(request, 200 if isinstance(error, SessionNotFound) else error.status_code)
+                return self.refused(request, error)
             except Exception:
                 log.exception("webhook %s failed", request.url.path)
-                return _apology(request, 200)
+                return self.failed(request)
 
         return handler
+
+    def malformed(self, request: Request) -> Response:
+        """The answer to a request whose fields do not validate."""
+        return JSONResponse({"error": "invalid_webhook"}, status_code=400)
+
+    def refused(self, request: Request, error: RimayError) -> Response:
+        """The answer to a typed business error."""
+        return JSONResponse({"error": error.code}, status_code=error.status_code)
+
+    def failed(self, request: Request) -> Response:
+        """The answer to an unexpected failure (already logged with its traceback, numbers masked)."""
+        return JSONResponse({"error": "temporarily_unavailable"}, status_code=503)
+
+
+class TwimlRoute(WebhookRoute):
+    """Errors become the app's TwiML apology (in Spanish and Quechua) instead of Twilio's English one."""
+
+    def malformed(self, request: Request) -> Response:
+        """A 4xx, still with spoken TwiML."""
+        return _apology(request, 400)
+
+    def refused(self, request: Request, error: RimayError) -> Response:
+        """A caller is on the line for an unknown session: speak to them rather than fail."""
+        return _apology(request, 200 if isinstance(error, SessionNotFound) else error.status_code)
+
+    def failed(self, request: Request) -> Response:
+        """Twilio plays only a 2xx answer, so a bug still gets a spoken apology."""
+        return _apology(request, 200)
 
 
 def _fields(error: RequestValidationError) -> str:
