@@ -237,3 +237,21 @@ async def test_no_number_is_stored(texter: TextPhone, database_url: str) -> None
             rows = connection.exec_driver_sql(f"SELECT * FROM {table}").all()  # noqa: S608
             assert SENDER[1:] not in repr(rows)
     engine.dispose()
+
+
+async def test_unexpected_failure_is_a_short_apology(
+    texter: TextPhone, flows: dict[str, FlowDefinition], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug mid-conversation still answers TwiML: a one-language apology that fits, never a 500."""
+    from app.flows import engine
+
+    await reply(texter, "hola")
+
+    def explode(*_: object, **__: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(engine, "resume", explode)
+    response = await texter.send("1")
+    assert response.status_code == 200
+    assert parse_messages(response.text) == [flows["hotline"].system["error"]["es"]]
+    assert fits(parse_messages(response.text)[0])

@@ -82,8 +82,9 @@ def _apology(request: Request, status_code: int) -> Response:
     language = request.query_params.get("lang")
     languages = [language] if language in flow.languages else list(flow.languages)
     if request.url.path.startswith("/twilio/sms"):
+        # One language only: both together would not fit in two SMS segments.
         reply = MessagingResponse()
-        reply.message("\n".join(flow.system["error"][lang] for lang in languages))
+        reply.message(flow.system["error"][languages[0]])
         body = str(reply)
     else:
         body = state.voice.apology(flow, languages)
