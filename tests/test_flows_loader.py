@@ -35,6 +35,7 @@ sms:
   back: {es: "Volver", qu: "Kutiy"}
   main_menu: {es: "Menú principal", qu: "Qallariy akllana"}
   change_language: {es: "Idioma", qu: "Simi"}
+  skip: {es: "Saltar", qu: "Saqiy"}
   news_subscribed: {es: "Recibirá noticias.", qu: "Willakuykunata chaskinki."}
 nodes:
   greeting:
@@ -103,7 +104,7 @@ def test_invalid_yaml(flows_dir: Path) -> None:
     """A YAML syntax error names the file and the line."""
     write_flow(flows_dir, edit(MINIMAL_FLOW, 'options: {"1": es, "2": qu}', 'options: {"1": es, "2": qu'))
     # PyYAML notices the unclosed `{` on the next line, where it finds `next:`.
-    assert problems(flows_dir) == ["flows/demo.yaml:(flow): expected ',' or '}', but got ':' at line 35"]
+    assert problems(flows_dir) == ["flows/demo.yaml:(flow): expected ',' or '}', but got ':' at line 36"]
 
 
 def test_not_a_mapping(flows_dir: Path) -> None:
@@ -116,7 +117,7 @@ def test_duplicate_node_id(flows_dir: Path) -> None:
     """A node id used twice is refused, instead of the second silently replacing the first."""
     duplicate = '  news:\n    type: end\n    prompt: {es: "Fin.", qu: "Tukuy."}\n'
     write_flow(flows_dir, MINIMAL_FLOW + duplicate)
-    assert problems(flows_dir) == ["flows/demo.yaml:(flow): duplicate id 'news' at line 50"]
+    assert problems(flows_dir) == ["flows/demo.yaml:(flow): duplicate id 'news' at line 51"]
 
 
 def test_unknown_node_type(flows_dir: Path) -> None:
@@ -124,7 +125,7 @@ def test_unknown_node_type(flows_dir: Path) -> None:
     write_flow(flows_dir, edit(MINIMAL_FLOW, "type: article", "type: articel"))
     [line] = problems(flows_dir)
     assert line.startswith("flows/demo.yaml:news: Input tag 'articel' found using 'type'")
-    assert "'message', 'menu', 'language_menu', 'article', 'subscribe', 'end'" in line
+    assert "'message', 'menu', 'language_menu', 'article', 'subscribe', 'question', 'end'" in line
 
 
 def test_missing_required_field(flows_dir: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.flows.events import (
+    Answered,
     Ask,
     Digits,
     EndReason,
@@ -28,12 +29,15 @@ from app.flows.model import (
     LANGUAGE_KEY,
     MAIN_MENU_KEY,
     REPEAT_KEY,
+    SKIP_KEY,
+    SKIPPED,
     ArticleNode,
     EndNode,
     FlowDefinition,
     LanguageMenuNode,
     MenuNode,
     MessageNode,
+    QuestionNode,
     SubscribeNode,
     Text,
     system_prompt_key,
@@ -44,7 +48,7 @@ MAX_STEPS = 25
 MAX_RETRIES = 2
 """Re-prompts after an invalid or missing key press before ending politely."""
 
-WaitingNode = MenuNode | LanguageMenuNode | ArticleNode | SubscribeNode
+WaitingNode = MenuNode | LanguageMenuNode | ArticleNode | SubscribeNode | QuestionNode
 """Nodes that wait for a key press."""
 _KINDS: dict[type, NodeKind] = {
     MessageNode: NodeKind.MESSAGE,
@@ -52,6 +56,7 @@ _KINDS: dict[type, NodeKind] = {
     LanguageMenuNode: NodeKind.LANGUAGE_MENU,
     ArticleNode: NodeKind.ARTICLE,
     SubscribeNode: NodeKind.SUBSCRIBE,
+    QuestionNode: NodeKind.QUESTION,
     EndNode: NodeKind.END,
 }
 
@@ -96,6 +101,8 @@ def resume(flow: FlowDefinition, state: RunState, given: Input) -> Step:  # noqa
         return run.finish(run.on_language(state, node, key))
     if isinstance(node, SubscribeNode):
         return run.finish(run.on_subscribe(state, node, key))
+    if isinstance(node, QuestionNode):
+        return run.finish(run.on_question(state, node, key))
     return run.finish(run.on_article(state, node, key))
 
 
@@ -189,6 +196,36 @@ class _Run:
             return self.go(state, kind, key, Outcome.MAIN_MENU, self.flow.main)
         return self.retry(state, node, key, Outcome.INVALID)
 
+    def on_question(self, state: RunState, node: QuestionNode, key: str) -> RunState:
+        question = node.question or state.node
+        if key == SKIP_KEY:
+            return self.answer(state, question, SKIPPED, "skipped", key, node.next)
+        if node.number is not None:
+            if (
+                key.isascii()
+                and key.isdigit()
+                and len(key) <= 6
+                and node.number.min <= int(key) <= node.number.max
+            ):
+                return self.answer(state, question, str(int(key)), "numeric", key, node.next)
+        else:
+            choice = self.flow.choices(node).get(key)
+            if choice is not None:
+                return self.answer(state, question, choice.name, "select_one", key, choice.next or node.next)
+        if key == REPEAT_KEY:
+            return self.go(state, NodeKind.QUESTION, key, Outcome.REPEAT, state.node)
+        if key == MAIN_MENU_KEY and node.number is None:
+            return self.go(state, NodeKind.QUESTION, key, Outcome.MAIN_MENU, self.flow.main)
+        return self.retry(state, node, key, Outcome.INVALID)
+
+    def answer(
+        self, state: RunState, question: str, value: str, kind: str, key: str, target: str
+    ) -> RunState:
+        outcome = Outcome.SKIPPED if value == SKIPPED and kind == "skipped" else Outcome.CHOSEN
+        self.events.append(InputReceived(state.node, NodeKind.QUESTION, key, outcome, target))
+        self.events.append(Answered(question, value, "select_one" if kind == "skipped" else kind))
+        return self.enter(target)
+
     def conventions(self, state: RunState, node: MenuNode, key: str) -> RunState | None:
         """The keys every menu understands: 0 repeats, 9 main menu, * language."""
         if key == REPEAT_KEY:
@@ -222,6 +259,10 @@ class _Run:
 
     def ask(self, node_id: str, node: WaitingNode) -> None:
         keys = _keys(self.flow, node, self.language)
+        if isinstance(node, QuestionNode) and node.number is not None:
+            # A number of any length, finished with #: e.g. an age or a count.
+            self.events.append(Ask(node_id, keys, self.flow.input_timeout, self.language, None, "#"))
+            return
         self.events.append(Ask(node_id, keys, self.flow.input_timeout, self.language))
 
     def say_system(self, name: str) -> None:
@@ -247,5 +288,9 @@ def _keys(flow: FlowDefinition, node: WaitingNode, language: str | None) -> tupl
         return (*node.options, REPEAT_KEY, *([MAIN_MENU_KEY] if language else []))
     if isinstance(node, SubscribeNode):
         return (ACCEPT_KEY, REPEAT_KEY, MAIN_MENU_KEY)
+    if isinstance(node, QuestionNode):
+        if node.number is not None:
+            return (*"0123456789", SKIP_KEY)
+        return (*flow.choices(node), REPEAT_KEY, MAIN_MENU_KEY, SKIP_KEY)
     keys = [ARTICLE_REPEAT_KEY, *([ARTICLE_NEXT_KEY] if node.next else []), ARTICLE_BACK_KEY, MAIN_MENU_KEY]
     return tuple(keys)

@@ -44,6 +44,7 @@ class NodeKind(StrEnum):
     LANGUAGE_MENU = "language_menu"
     ARTICLE = "article"
     SUBSCRIBE = "subscribe"
+    QUESTION = "question"
     END = "end"
 
 
@@ -59,6 +60,7 @@ class Outcome(StrEnum):
     INVALID = "invalid"
     NO_INPUT = "no_input"
     UNAVAILABLE = "unavailable"
+    SKIPPED = "skipped"
 
 
 class EndReason(StrEnum):
@@ -93,6 +95,9 @@ class Ask:
     keys: tuple[str, ...]
     timeout: int
     language: str | None = None
+    max_digits: int | None = 1
+    """How many keys make an answer; None: any number, finished with ``finish_on_key``."""
+    finish_on_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,13 +135,23 @@ class Subscribed:
 
 
 @dataclass(frozen=True)
+class Answered:
+    """A survey question was answered (or skipped); hosts store it under the question id."""
+
+    question: str
+    value: str
+    kind: str
+    """`select_one` or `numeric`, as in FLOIP Flow Results."""
+
+
+@dataclass(frozen=True)
 class Hangup:
     """End the conversation."""
 
     reason: EndReason
 
 
-Event = Say | Ask | NodeEntered | InputReceived | LanguageChosen | Subscribed | Hangup
+Event = Say | Ask | NodeEntered | InputReceived | LanguageChosen | Subscribed | Answered | Hangup
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,11 @@ ARTICLE_REPEAT_KEY = "1"
 ARTICLE_NEXT_KEY = "2"
 ARTICLE_BACK_KEY = "0"
 ACCEPT_KEY = "1"
+SKIP_KEY = "*"
+"""On a survey question, `*` skips it (stored as skipped); `0` repeats it, as on menus."""
+SKIPPED = "skipped"
+"""The stored value of a skipped question."""
+AnswerName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_]{0,39}$")]
 
 SYSTEM_PROMPTS = (
     "invalid",
@@ -45,6 +50,7 @@ SMS_TEXTS = (
     "main_menu",
     "change_language",
     "news_subscribed",
+    "skip",
 )
 """Short texts only the SMS channel needs (keywords, paging, article options); every flow defines each."""
 LANGUAGE_NAMES = {"es": "Español", "qu": "Runasimi", "qvw": "Wanka", "quz": "Qusqu runasimi"}
@@ -119,6 +125,36 @@ class SubscribeNode(_Strict):
     back: NodeId
 
 
+class Choice(_Strict):
+    """One answer to a question: the key that chooses it, its stable name, a label for text menus."""
+
+    name: AnswerName
+    label: Text
+    next: NodeId | None = None
+    """Where this answer leads, if not the question's ``next`` (e.g. under-18s to a thank-you)."""
+
+
+class NumberRange(_Strict):
+    """A whole-number answer typed on the keypad and finished with #."""
+
+    min: int = Field(ge=0)
+    max: int = Field(le=999_999)
+
+
+class QuestionNode(_Strict):
+    """A survey question stored under a stable id: one key among ``choices``, or a ``number``."""
+
+    type: Literal["question"]
+    prompt: Text
+    sms: Text | None = None
+    question: AnswerName | None = None
+    """The stable question id answers are stored under (default: the node id)."""
+    choices: str | dict[str, Choice] | None = None
+    """Choices keyed by keypad digit, or the name of a shared scale (see ``scales``)."""
+    number: NumberRange | None = None
+    next: NodeId
+
+
 class EndNode(_Strict):
     """Says goodbye and hangs up."""
 
@@ -128,10 +164,10 @@ class EndNode(_Strict):
 
 
 Node = Annotated[
-    MessageNode | MenuNode | LanguageMenuNode | ArticleNode | SubscribeNode | EndNode,
+    MessageNode | MenuNode | LanguageMenuNode | ArticleNode | SubscribeNode | QuestionNode | EndNode,
     Field(discriminator="type"),
 ]
-AnyNode = MessageNode | MenuNode | LanguageMenuNode | ArticleNode | SubscribeNode | EndNode
+AnyNode = MessageNode | MenuNode | LanguageMenuNode | ArticleNode | SubscribeNode | QuestionNode | EndNode
 
 
 class FlowDefinition(_Strict):
@@ -149,6 +185,8 @@ class FlowDefinition(_Strict):
     system: dict[str, Text] = Field(default_factory=dict)
     sms: dict[str, Text] = Field(default_factory=dict)
     language_names: dict[str, str] = Field(default_factory=dict)
+    scales: dict[AnswerName, dict[str, Choice]] = Field(default_factory=dict)
+    """Reusable answer shapes, e.g. a 1-5 Likert scale shared by many questions."""
     nodes: dict[NodeId, Node]
 
     def node(self, node_id: str) -> AnyNode:
@@ -161,6 +199,12 @@ class FlowDefinition(_Strict):
             if isinstance(node, LanguageMenuNode):
                 return node_id
         return None
+
+    def choices(self, node: QuestionNode) -> dict[str, Choice]:
+        """A question's choices, resolving a shared scale by name (empty for number questions)."""
+        if isinstance(node.choices, str):
+            return self.scales.get(node.choices, {})
+        return node.choices or {}
 
     def language_name(self, language: str) -> str:
         """A language's own name (for the SMS language menu)."""

@@ -13,10 +13,12 @@ from app.flows.model import (
     SYSTEM_PROMPTS,
     AnyNode,
     ArticleNode,
+    Choice,
     FlowDefinition,
     LanguageMenuNode,
     MenuNode,
     MessageNode,
+    QuestionNode,
     ReviewStatus,
     SubscribeNode,
     Text,
@@ -43,6 +45,7 @@ def check_flow(flow: FlowDefinition) -> list[Problem]:
         *_check_references(flow),
         *_check_texts(flow),
         *_check_keys(flow),
+        *_check_questions(flow),
         *_check_message_loops(flow),
         *_check_article_length(flow),
         *_check_reachability(flow),
@@ -64,6 +67,10 @@ def targets(node: AnyNode) -> Iterator[str]:
         yield node.next
     elif isinstance(node, SubscribeNode):
         yield from (node.next, node.back)
+    elif isinstance(node, QuestionNode):
+        yield node.next
+        if isinstance(node.choices, dict):
+            yield from (choice.next for choice in node.choices.values() if choice.next is not None)
     elif isinstance(node, MenuNode):
         yield from (option.next for option in node.options.values())
     elif isinstance(node, ArticleNode):
@@ -163,6 +170,44 @@ def _check_keys(flow: FlowDefinition) -> Iterator[Problem]:
             missing = set(flow.languages) - set(node.options.values())
             if missing:
                 yield Problem(node_id, f"no key chooses {', '.join(sorted(missing))}")
+
+
+def _check_questions(flow: FlowDefinition) -> Iterator[Problem]:
+    """Questions: choices or a number, valid keys, labels in every language, unique question ids."""
+    for name, scale in flow.scales.items():
+        yield from _check_choices(flow, None, f"scale {name!r}", scale, shared=True)
+    seen: dict[str, str] = {}
+    for node_id, node in flow.nodes.items():
+        if not isinstance(node, QuestionNode):
+            continue
+        question = node.question or node_id
+        if question in seen:
+            yield Problem(node_id, f"question id {question!r} is also used by node {seen[question]!r}")
+        seen[question] = node_id
+        if (node.choices is None) == (node.number is None):
+            yield Problem(node_id, "a question needs either choices or number (not both)")
+        elif isinstance(node.choices, str) and node.choices not in flow.scales:
+            yield Problem(node_id, f"unknown scale {node.choices!r}")
+        elif isinstance(node.choices, dict):
+            yield from _check_choices(flow, node_id, "choice", node.choices, shared=False)
+        elif node.number is not None and node.number.min > node.number.max:
+            yield Problem(node_id, f"number range is empty ({node.number.min} > {node.number.max})")
+
+
+def _check_choices(
+    flow: FlowDefinition, node_id: str | None, what: str, choices: dict[str, Choice], *, shared: bool
+) -> Iterator[Problem]:
+    if not choices:
+        yield Problem(node_id, f"{what} has no choices")
+    names = [choice.name for choice in choices.values()]
+    if len(names) != len(set(names)):
+        yield Problem(node_id, f"{what} names an answer twice")
+    for key, choice in choices.items():
+        if len(key) != 1 or key not in KEYPAD or key in RESERVED_MENU_KEYS:
+            yield Problem(node_id, f"{what} key {key!r} must be one keypad key other than 0, 9 and *")
+        if shared and choice.next is not None:
+            yield Problem(node_id, f"{what} key {key}: a shared scale cannot route (next)")
+        yield from _check_text(flow, node_id, f"label of {what} {key}", choice.label)
 
 
 def _check_message_loops(flow: FlowDefinition) -> Iterator[Problem]:

@@ -12,9 +12,11 @@ from app.flows.model import (
     ARTICLE_REPEAT_KEY,
     LANGUAGE_KEY,
     MAIN_MENU_KEY,
+    SKIP_KEY,
     FlowDefinition,
     LanguageMenuNode,
     MenuNode,
+    QuestionNode,
     Text,
     system_prompt_key,
 )
@@ -51,6 +53,8 @@ class SmsRenderer:
         node = self.flow.nodes.get(prompt.key)
         if isinstance(node, LanguageMenuNode):
             return self._language_menu(prompt.key, node, shown)
+        if isinstance(node, QuestionNode):
+            return self._question(node, prompt.language)
         if isinstance(node, MenuNode):
             heading = _short(node.sms, node.prompt, prompt.language)
             labels = [
@@ -62,6 +66,16 @@ class SmsRenderer:
         if node is not None and node.sms is not None:
             return [node.sms[prompt.language]]
         return [prompt.text]
+
+    def _question(self, node: QuestionNode, language: str) -> list[str]:
+        """The question, its numbered choices (or the number it expects), and how to skip it."""
+        skip = f"{SKIP_KEY} {self.flow.sms['skip'][language]}"
+        if node.number is not None:
+            text = node.sms[language] if node.sms else node.prompt[language]
+            return [text, skip]
+        heading = _short(node.sms, node.prompt, language)
+        choices = [f"{key} {choice.label[language]}" for key, choice in self.flow.choices(node).items()]
+        return [heading, *choices, skip]
 
     def _language_menu(self, key: str, node: LanguageMenuNode, shown: set[str]) -> list[str]:
         """Once for all languages: its heading per language, then '1 Español', '2 Runasimi'."""

@@ -34,12 +34,13 @@ class VoiceRenderer:
             elif isinstance(event, Ask):
                 gather = Gather(
                     input="dtmf",
-                    num_digits=1,
+                    num_digits=event.max_digits,
                     timeout=event.timeout,
                     action=action_url,
                     method="POST",
                     action_on_empty_result=True,
-                    finish_on_key="",  # '#' is a menu key like any other, not "end of input"
+                    # On a menu '#' is a key like any other; a number is finished with '#'.
+                    finish_on_key=event.finish_on_key,
                 )
                 self._add_prompts(gather, pending)
                 response.append(gather)
