@@ -13,8 +13,10 @@ from typing import Annotated
 import httpx
 import typer
 
+from app.apikeys.cli import apikey_app
 from app.audio.cli import audio_app
 from app.broadcasts.cli import broadcast_app
+from app.floip.cli import export_app
 from app.flows.loader import FlowLoadError, lint_flows, load_flows
 from app.flows.model import FlowDefinition
 from app.outbox.cli import outbox_app, worker
@@ -29,6 +31,8 @@ app.add_typer(flows_app, name="flows")
 app.add_typer(audio_app, name="audio")
 app.add_typer(broadcast_app, name="broadcast")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(export_app, name="export")
 app.command()(worker)
 
 

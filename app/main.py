@@ -9,10 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import health
+from app.apikeys.deps import add_api_key_error_handler
 from app.audio.endpoints import router as audio_router
 from app.audio.library import AudioLibrary
 from app.contacts.crypto import ContactCipher
 from app.db.engine import make_async_engine, make_sessionmaker
+from app.floip.endpoints import router as floip_router
 from app.flows.loader import FlowLoadError, load_flows
 from app.logs import configure_logging
 from app.outbox.endpoints import router as outbox_router
@@ -64,7 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sms_router)
     app.include_router(audio_router)
     app.include_router(outbox_router)
+    app.include_router(floip_router)
     app.include_router(health.router)
+    add_api_key_error_handler(app)
     return app
 
 

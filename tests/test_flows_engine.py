@@ -98,7 +98,7 @@ def test_subscribe_node_accepts_goes_back_and_reprompts() -> None:
 
 def test_withheld_number_cannot_subscribe() -> None:
     """Without a number to write to, accepting explains why and returns to the news menu."""
-    steps = [start(HOTLINE, reachable=False)]
+    steps = [start(HOTLINE, memory=RunState(node="greeting", reachable=False))]
     for key in ("1", "1", "4", "2", "1"):
         steps.append(resume(HOTLINE, steps[-1].state, Digits(key)))
     assert compact(steps[-1].events)[:3] == [
@@ -274,7 +274,7 @@ def test_asked_keys_are_those_that_mean_something() -> None:
     asks = [event for step in steps for event in step.events if isinstance(event, Ask)]
     assert [(ask.node, ask.keys, ask.timeout) for ask in asks] == [
         ("language", ("1", "2", "0"), 6),
-        ("main", ("1", "0", "9", "*"), 6),
+        ("main", ("1", "2", "0", "9", "*"), 6),
         ("library", ("1", "2", "3", "4", "0", "9", "*"), 6),
         ("eia_1", ("1", "2", "0", "9"), 6),
         ("eia_2", ("1", "2", "0", "9"), 6),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from app.flows.events import (
-    Answered,
     Ask,
     Digits,
     EndReason,
@@ -30,25 +29,37 @@ from app.flows.model import (
     MAIN_MENU_KEY,
     REPEAT_KEY,
     SKIP_KEY,
-    SKIPPED,
     ArticleNode,
+    ConsentNode,
     EndNode,
     FlowDefinition,
     LanguageMenuNode,
     MenuNode,
     MessageNode,
+    ProfileCheckNode,
     QuestionNode,
+    ResumeNode,
     SubscribeNode,
     Text,
     system_prompt_key,
 )
+from app.flows.survey_steps import SurveySteps, consent_after
 
 MAX_STEPS = 25
 """Nodes entered per input; more means a loop in the flow, which must not hang a request."""
 MAX_RETRIES = 2
 """Re-prompts after an invalid or missing key press before ending politely."""
 
-WaitingNode = MenuNode | LanguageMenuNode | ArticleNode | SubscribeNode | QuestionNode
+WaitingNode = (
+    MenuNode
+    | LanguageMenuNode
+    | ArticleNode
+    | SubscribeNode
+    | QuestionNode
+    | ResumeNode
+    | ConsentNode
+    | ProfileCheckNode
+)
 """Nodes that wait for a key press."""
 _KINDS: dict[type, NodeKind] = {
     MessageNode: NodeKind.MESSAGE,
@@ -57,6 +68,9 @@ _KINDS: dict[type, NodeKind] = {
     ArticleNode: NodeKind.ARTICLE,
     SubscribeNode: NodeKind.SUBSCRIBE,
     QuestionNode: NodeKind.QUESTION,
+    ResumeNode: NodeKind.RESUME,
+    ConsentNode: NodeKind.CONSENT,
+    ProfileCheckNode: NodeKind.PROFILE_CHECK,
     EndNode: NodeKind.END,
 }
 
@@ -65,15 +79,16 @@ class FlowLoopError(RuntimeError):
     """A flow went through too many nodes for one input."""
 
 
-def start(flow: FlowDefinition, *, language: str | None = None, reachable: bool = True) -> Step:
+def start(flow: FlowDefinition, *, language: str | None = None, memory: RunState | None = None) -> Step:
     """Begin a conversation; a caller with a remembered language starts at ``returning``.
 
-    ``reachable`` is False for a withheld number: nothing can be sent to it, so it cannot subscribe.
+    ``memory`` carries what the host knows of the caller: a withheld number (not ``reachable``), an
+    unfinished survey (``open_run`` and its ``answered`` questions), a stored profile (``has_profile``).
     """
     if language not in flow.languages:
         language = None
     entry = flow.returning if language is not None and flow.returning is not None else flow.start
-    run = _Run(flow, language, reachable)
+    run = _Run(flow, (memory or RunState(node=entry)).model_copy(update={"language": language}))
     return run.finish(run.enter(entry))
 
 
@@ -81,9 +96,9 @@ def resume(flow: FlowDefinition, state: RunState, given: Input) -> Step:  # noqa
     """Apply one input to a waiting conversation."""
     if state.language is not None and state.language not in flow.languages:
         # The flow no longer offers the caller's language: let them choose again.
-        run = _Run(flow, None)
+        run = _Run(flow, state.model_copy(update={"language": None}))
         return run.finish(run.enter(flow.language_menu() or flow.start))
-    run = _Run(flow, state.language, state.reachable)
+    run = _Run(flow, state)
     if state.ended:
         return run.finish(state, Hangup(EndReason.COMPLETED))
     node = flow.nodes.get(state.node)
@@ -103,27 +118,46 @@ def resume(flow: FlowDefinition, state: RunState, given: Input) -> Step:  # noqa
         return run.finish(run.on_subscribe(state, node, key))
     if isinstance(node, QuestionNode):
         return run.finish(run.on_question(state, node, key))
+    if isinstance(node, ConsentNode):
+        return run.finish(run.on_consent(state, node, key))
+    if isinstance(node, ResumeNode):
+        return run.finish(run.on_resume(state, node, consent_after(flow, node), key))
+    if isinstance(node, ProfileCheckNode):
+        return run.finish(run.on_profile_check(state, node, key))
     return run.finish(run.on_article(state, node, key))
 
 
 def jump(flow: FlowDefinition, state: RunState, node_id: str) -> Step:
     """Go straight to a node (a keyword such as MENU or IDIOMA), keeping the caller's language."""
     language = state.language if state.language in flow.languages else None
-    run = _Run(flow, language)
+    run = _Run(flow, state.model_copy(update={"language": language}))
     if node_id == flow.main and language is None:
         node_id = flow.start  # the main menu needs a language; choose one first
     return run.finish(run.enter(node_id))
 
 
-class _Run:
+class _Run(SurveySteps):
     """Collects the events of one engine call and counts the nodes entered."""
 
-    def __init__(self, flow: FlowDefinition, language: str | None, reachable: bool = True) -> None:
+    def __init__(self, flow: FlowDefinition, memory: RunState) -> None:
         self.flow = flow
-        self.language = language
-        self.reachable = reachable
+        self.memory = memory
+        self.language = memory.language
+        self.reachable = memory.reachable
+        self.answered = memory.answered
         self.events: list[Event] = []
         self.steps = 0
+
+    def state_at(self, node_id: str, *, ended: bool = False) -> RunState:
+        """The state waiting at a node, keeping what is known about the caller."""
+        update = {
+            "node": node_id,
+            "language": self.language,
+            "attempts": 0,
+            "ended": ended,
+            "answered": self.answered,
+        }
+        return self.memory.model_copy(update=update)
 
     def finish(self, state: RunState, *extra: Event) -> Step:
         return Step(state=state, events=(*self.events, *extra))
@@ -136,18 +170,23 @@ class _Run:
                     f"flow {self.flow.id!r} entered more than {MAX_STEPS} nodes for one input"
                 )
             node = self.flow.node(node_id)
+            instead = self.passes(node)
+            if instead is not None:
+                node_id = instead
+                continue
             self.events.append(NodeEntered(node_id, _KINDS[type(node)]))
             self.say(node_id, node.prompt, every_language=isinstance(node, LanguageMenuNode))
             if isinstance(node, MessageNode):
+                self.closes(node)
                 node_id = node.next
                 continue
             if isinstance(node, EndNode):
                 self.events.append(Hangup(EndReason.COMPLETED))
-                return RunState(node=node_id, language=self.language, ended=True, reachable=self.reachable)
+                return self.state_at(node_id, ended=True)
             if isinstance(node, ArticleNode):
                 self.say_system(_after_article(node))
             self.ask(node_id, node)
-            return RunState(node=node_id, language=self.language, reachable=self.reachable)
+            return self.state_at(node_id)
 
     def on_menu(self, state: RunState, node: MenuNode, key: str) -> RunState:
         option = node.options.get(key)
@@ -195,36 +234,6 @@ class _Run:
         if key == MAIN_MENU_KEY:
             return self.go(state, kind, key, Outcome.MAIN_MENU, self.flow.main)
         return self.retry(state, node, key, Outcome.INVALID)
-
-    def on_question(self, state: RunState, node: QuestionNode, key: str) -> RunState:
-        question = node.question or state.node
-        if key == SKIP_KEY:
-            return self.answer(state, question, SKIPPED, "skipped", key, node.next)
-        if node.number is not None:
-            if (
-                key.isascii()
-                and key.isdigit()
-                and len(key) <= 6
-                and node.number.min <= int(key) <= node.number.max
-            ):
-                return self.answer(state, question, str(int(key)), "numeric", key, node.next)
-        else:
-            choice = self.flow.choices(node).get(key)
-            if choice is not None:
-                return self.answer(state, question, choice.name, "select_one", key, choice.next or node.next)
-        if key == REPEAT_KEY:
-            return self.go(state, NodeKind.QUESTION, key, Outcome.REPEAT, state.node)
-        if key == MAIN_MENU_KEY and node.number is None:
-            return self.go(state, NodeKind.QUESTION, key, Outcome.MAIN_MENU, self.flow.main)
-        return self.retry(state, node, key, Outcome.INVALID)
-
-    def answer(
-        self, state: RunState, question: str, value: str, kind: str, key: str, target: str
-    ) -> RunState:
-        outcome = Outcome.SKIPPED if value == SKIPPED and kind == "skipped" else Outcome.CHOSEN
-        self.events.append(InputReceived(state.node, NodeKind.QUESTION, key, outcome, target))
-        self.events.append(Answered(question, value, "select_one" if kind == "skipped" else kind))
-        return self.enter(target)
 
     def conventions(self, state: RunState, node: MenuNode, key: str) -> RunState | None:
         """The keys every menu understands: 0 repeats, 9 main menu, * language."""
@@ -279,7 +288,7 @@ def _after_article(node: ArticleNode) -> str:
     return "after_article" if node.next is not None else "after_last_article"
 
 
-def _keys(flow: FlowDefinition, node: WaitingNode, language: str | None) -> tuple[str, ...]:
+def _keys(flow: FlowDefinition, node: WaitingNode, language: str | None) -> tuple[str, ...]:  # noqa: PLR0911
     """The keys that mean something at a node, for channels that list or restrict them."""
     if isinstance(node, MenuNode):
         extra = [REPEAT_KEY, MAIN_MENU_KEY] + ([LANGUAGE_KEY] if flow.language_menu() else [])
@@ -292,5 +301,9 @@ def _keys(flow: FlowDefinition, node: WaitingNode, language: str | None) -> tupl
         if node.number is not None:
             return (*"0123456789", SKIP_KEY)
         return (*flow.choices(node), REPEAT_KEY, MAIN_MENU_KEY, SKIP_KEY)
+    if isinstance(node, ConsentNode):
+        return ("1",)
+    if isinstance(node, ResumeNode | ProfileCheckNode):
+        return ("1", "2", REPEAT_KEY)
     keys = [ARTICLE_REPEAT_KEY, *([ARTICLE_NEXT_KEY] if node.next else []), ARTICLE_BACK_KEY, MAIN_MENU_KEY]
     return tuple(keys)

@@ -19,6 +19,12 @@ class RunState(BaseModel):
     ended: bool = False
     reachable: bool = True
     """The caller has a number a message could be sent to (not withheld)."""
+    answered: tuple[str, ...] = ()
+    """Question ids answered in the caller's current survey run: never asked again."""
+    open_run: bool = False
+    """The caller left a survey unfinished: a resume node offers to continue it."""
+    has_profile: bool = False
+    """The caller gave a profile before: a profile check asks whether it is the same person."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,9 @@ class NodeKind(StrEnum):
     ARTICLE = "article"
     SUBSCRIBE = "subscribe"
     QUESTION = "question"
+    RESUME = "resume"
+    CONSENT = "consent"
+    PROFILE_CHECK = "profile_check"
     END = "end"
 
 
@@ -61,6 +70,10 @@ class Outcome(StrEnum):
     NO_INPUT = "no_input"
     UNAVAILABLE = "unavailable"
     SKIPPED = "skipped"
+    CONTINUE = "continue"
+    RESTART = "restart"
+    SAME = "same"
+    DIFFERENT = "different"
 
 
 class EndReason(StrEnum):
@@ -142,6 +155,36 @@ class Answered:
     value: str
     kind: str
     """`select_one` or `numeric`, as in FLOIP Flow Results."""
+    profile: str | None = None
+    """For a demographic item, which one (gender, age_band, community): it also describes the session."""
+
+
+@dataclass(frozen=True)
+class ConsentGiven:
+    """The caller accepted (or declined) a survey; hosts count it, and start a run when accepted."""
+
+    survey: str
+    accepted: bool
+
+
+@dataclass(frozen=True)
+class RunRestarted:
+    """The caller chose to start an unfinished survey again: the old run is closed."""
+
+    survey: str
+
+
+@dataclass(frozen=True)
+class ProfileReused:
+    """The same person as last time: hosts copy the stored profile into this run and session."""
+
+
+@dataclass(frozen=True)
+class SurveyClosed:
+    """The run reached its end: ``completed``, or ``ineligible`` (e.g. under 18)."""
+
+    survey: str
+    status: str
 
 
 @dataclass(frozen=True)
@@ -151,7 +194,20 @@ class Hangup:
     reason: EndReason
 
 
-Event = Say | Ask | NodeEntered | InputReceived | LanguageChosen | Subscribed | Answered | Hangup
+Event = (
+    Say
+    | Ask
+    | NodeEntered
+    | InputReceived
+    | LanguageChosen
+    | Subscribed
+    | Answered
+    | ConsentGiven
+    | RunRestarted
+    | ProfileReused
+    | SurveyClosed
+    | Hangup
+)
 
 
 @dataclass(frozen=True)

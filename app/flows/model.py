@@ -82,6 +82,10 @@ class MessageNode(_Strict):
     prompt: Text
     sms: Text | None = None
     next: NodeId
+    completes: AnswerName | None = None
+    """Reaching this message completes the caller's run of this survey (e.g. the thank-you)."""
+    ineligible_for: AnswerName | None = None
+    """Reaching this message closes the run as ineligible (e.g. callers under 18 are not surveyed)."""
 
 
 class MenuNode(_Strict):
@@ -152,7 +156,42 @@ class QuestionNode(_Strict):
     choices: str | dict[str, Choice] | None = None
     """Choices keyed by keypad digit, or the name of a shared scale (see ``scales``)."""
     number: NumberRange | None = None
+    profile: Literal["gender", "age_band", "community"] | None = None
+    """A demographic item: the answer also describes the session (always offer prefer-not-to-say)."""
     next: NodeId
+
+
+class ResumeNode(_Strict):
+    """Offers an unfinished run: 1 continues, 2 starts again; passed silently when there is none."""
+
+    type: Literal["resume"]
+    prompt: Text
+    sms: Text | None = None
+    survey: AnswerName
+    next: NodeId
+
+
+class ConsentNode(_Strict):
+    """What is asked and that it is anonymous: 1 starts, any other key goes back (counted, not stored)."""
+
+    type: Literal["consent"]
+    prompt: Text
+    sms: Text | None = None
+    survey: AnswerName
+    next: NodeId
+    back: NodeId
+
+
+class ProfileCheckNode(_Strict):
+    """Asks a caller with a stored profile whether they are the same person (phones are shared)."""
+
+    type: Literal["profile_check"]
+    prompt: Text
+    sms: Text | None = None
+    next: NodeId
+    """Where the profile questions start (a different person, or no stored profile)."""
+    same: NodeId
+    """Where to go when it is the same person: their stored profile is reused."""
 
 
 class EndNode(_Strict):
@@ -164,10 +203,30 @@ class EndNode(_Strict):
 
 
 Node = Annotated[
-    MessageNode | MenuNode | LanguageMenuNode | ArticleNode | SubscribeNode | QuestionNode | EndNode,
+    MessageNode
+    | MenuNode
+    | LanguageMenuNode
+    | ArticleNode
+    | SubscribeNode
+    | QuestionNode
+    | ResumeNode
+    | ConsentNode
+    | ProfileCheckNode
+    | EndNode,
     Field(discriminator="type"),
 ]
-AnyNode = MessageNode | MenuNode | LanguageMenuNode | ArticleNode | SubscribeNode | QuestionNode | EndNode
+AnyNode = (
+    MessageNode
+    | MenuNode
+    | LanguageMenuNode
+    | ArticleNode
+    | SubscribeNode
+    | QuestionNode
+    | ResumeNode
+    | ConsentNode
+    | ProfileCheckNode
+    | EndNode
+)
 
 
 class FlowDefinition(_Strict):

@@ -14,11 +14,14 @@ from app.flows.model import (
     AnyNode,
     ArticleNode,
     Choice,
+    ConsentNode,
     FlowDefinition,
     LanguageMenuNode,
     MenuNode,
     MessageNode,
+    ProfileCheckNode,
     QuestionNode,
+    ResumeNode,
     ReviewStatus,
     SubscribeNode,
     Text,
@@ -46,6 +49,7 @@ def check_flow(flow: FlowDefinition) -> list[Problem]:
         *_check_texts(flow),
         *_check_keys(flow),
         *_check_questions(flow),
+        *_check_surveys(flow),
         *_check_message_loops(flow),
         *_check_article_length(flow),
         *_check_reachability(flow),
@@ -65,8 +69,12 @@ def targets(node: AnyNode) -> Iterator[str]:
     """Every node id a node can lead to by its own wiring."""
     if isinstance(node, MessageNode | LanguageMenuNode):
         yield node.next
-    elif isinstance(node, SubscribeNode):
+    elif isinstance(node, SubscribeNode | ConsentNode):
         yield from (node.next, node.back)
+    elif isinstance(node, ResumeNode):
+        yield node.next
+    elif isinstance(node, ProfileCheckNode):
+        yield from (node.next, node.same)
     elif isinstance(node, QuestionNode):
         yield node.next
         if isinstance(node.choices, dict):
@@ -170,6 +178,19 @@ def _check_keys(flow: FlowDefinition) -> Iterator[Problem]:
             missing = set(flow.languages) - set(node.options.values())
             if missing:
                 yield Problem(node_id, f"no key chooses {', '.join(sorted(missing))}")
+
+
+def _check_surveys(flow: FlowDefinition) -> Iterator[Problem]:
+    """A resume node must lead to its survey's consent, where a continued run picks up."""
+    for node_id, node in flow.nodes.items():
+        if isinstance(node, ResumeNode):
+            consent = flow.nodes.get(node.next)
+            if not isinstance(consent, ConsentNode) or consent.survey != node.survey:
+                yield Problem(node_id, f"a resume node must lead to the consent of survey {node.survey!r}")
+        if isinstance(node, QuestionNode) and node.profile is not None and isinstance(node.choices, dict):
+            names = {choice.name for choice in node.choices.values()}
+            if "prefiero_no_decir" not in names:
+                yield Problem(node_id, "a profile question must offer prefiero_no_decir (prefer not to say)")
 
 
 def _check_questions(flow: FlowDefinition) -> Iterator[Problem]:

@@ -23,6 +23,7 @@ from app.flows.events import (
     InputReceived,
     LanguageChosen,
     NodeEntered,
+    NodeKind,
     RunState,
     Step,
     Subscribed,
@@ -31,6 +32,7 @@ from app.flows.model import FlowDefinition
 from app.privacy.pseudonym import Pseudonymizer
 from app.sessions.models import CallSession, Interaction
 from app.sessions.repository import SessionRepository
+from app.survey.service import SurveyService
 
 Move = Callable[[FlowDefinition, RunState], Step]
 """An engine call on a flow and a state: resume with an input, or jump to a node."""
@@ -84,6 +86,7 @@ class ConversationService:
         self.news = news
         self.sessions = SessionRepository(db)
         self.callers = CallerRepository(db)
+        self.survey = SurveyService(db)
 
     async def begin(
         self, channel: Channel, provider_id: str, e164: str | None, flow_id: str
@@ -110,7 +113,8 @@ class ConversationService:
         """Start a session for a known (or anonymous) caller."""
         now = utcnow()
         flow = self.flows[flow_id]
-        step = engine.start(flow, language=caller.language if caller else None, reachable=caller is not None)
+        memory = await self.survey.memory(caller.id if caller else None, flow)
+        step = engine.start(flow, language=caller.language if caller else None, memory=memory)
         session = CallSession(
             id=secrets.token_hex(16),
             caller_id=caller.id if caller else None,
@@ -210,6 +214,10 @@ class ConversationService:
         chosen = [e.language for e in step.events if isinstance(e, LanguageChosen)]
         if session.caller_id is not None and chosen:
             await self.callers.remember_language(session.caller_id, chosen[-1])
+        flow = self.flows.get(session.flow_id)
+        if flow is not None:
+            # First: a profile answer describes the session, and so the interactions written below.
+            await self.survey.record(session, step.events, flow)
         self.sessions.add_interactions(_interactions(session, number, step.events, before))
         await self.db.flush()
 
@@ -223,6 +231,8 @@ def _interactions(
     seq = 0
     for event in events:
         row: dict[str, str | None]
+        if isinstance(event, NodeEntered) and event.kind == NodeKind.CONSENT:
+            continue  # reaching a survey's consent is counted, never linked to a person
         if isinstance(event, NodeEntered):
             current_node = event.node
             row = {"node": event.node, "kind": event.kind, "event": "entered", "value": None, "outcome": None}

@@ -1,0 +1,1 @@
+"""Partner API keys: issued and revoked by operators, checked on every `/api/v1` request."""

@@ -1,0 +1,1 @@
+"""FLOIP Flow Results: survey answers as Flow Results packages, by file export and JSON:API."""

@@ -1,0 +1,147 @@
+"""`/api/v1/flow-results/...`: the Flow Results API (JSON:API), for partners with a results key."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, Final
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from app.apikeys.deps import API_KEY_RESPONSES, ResultsReader
+from app.deps import FlowsDep, SessionDep, SettingsDep
+from app.floip.descriptor import api_resource, descriptor, summary
+from app.floip.errors import FloipError, UnsupportedParameter
+from app.floip.keys import FloipKeys
+from app.floip.query import parse_query
+from app.floip.service import FloipService
+from app.floip.surveys import Package
+
+log = logging.getLogger(__name__)
+PREFIX: Final = "/api/v1/flow-results"
+JSON_API: Final = "application/vnd.api+json"
+
+
+class JsonApiResponse(JSONResponse):
+    """JSON with the JSON:API media type the Flow Results API requires."""
+
+    media_type = JSON_API
+
+
+def error_response(status: int, code: str, detail: str) -> JsonApiResponse:
+    """``{"error", "detail"}`` as the other partner endpoints answer, plus JSON:API's ``errors``."""
+    errors = [{"status": str(status), "code": code, "detail": detail}]
+    return JsonApiResponse({"error": code, "detail": detail, "errors": errors}, status_code=status)
+
+
+class FloipRoute(APIRoute):
+    """Bad input gets a 400 with a stable code, never a 500; API key refusals pass through."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await original(request)
+            except HTTPException:
+                raise
+            except RequestValidationError:
+                return error_response(400, "invalid_request", "the request parameters are malformed")
+            except FloipError as error:
+                return error_response(error.status_code, error.code, str(error))
+            except Exception:
+                log.exception("flow results request %s failed", request.url.path)
+                return error_response(503, "temporarily_unavailable", "try again later")
+
+        return handler
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    **API_KEY_RESPONSES,
+    400: {"description": "A malformed package id, cursor, page size or timestamp"},
+    404: {"description": "No package with this id"},
+}
+router = APIRouter(prefix=PREFIX, tags=["flow results (FLOIP)"], route_class=FloipRoute, responses=ERRORS)
+
+
+def _service(db: SessionDep, flows: FlowsDep, settings: SettingsDep) -> FloipService:
+    return FloipService(db, flows, FloipKeys(settings.master_secret))
+
+
+Floip = Annotated[FloipService, Depends(_service)]
+
+
+def _package_url(base: str, package: Package) -> str:
+    return f"{base}{PREFIX}/packages/{package.id}"
+
+
+@router.get("/packages", response_class=JsonApiResponse, summary="List the Flow Results packages")
+async def list_packages(_: ResultsReader, service: Floip, settings: SettingsDep) -> JsonApiResponse:
+    """One package per survey, with its name, title, created and modified."""
+    now, base = service.clock(), settings.public_base_url
+    data = [
+        {
+            "type": "packages",
+            "id": package.id,
+            "attributes": summary(package, await service.span(package), now),
+            "links": {"self": _package_url(base, package)},
+        }
+        for package in service.packages()
+    ]
+    links = {"self": f"{base}{PREFIX}/packages", "next": None, "previous": None}
+    return JsonApiResponse({"data": data, "links": links})
+
+
+@router.get("/packages/{package_id}", response_class=JsonApiResponse, summary="A package's descriptor")
+async def get_package(
+    package_id: str, _: ResultsReader, service: Floip, settings: SettingsDep
+) -> JsonApiResponse:
+    """The descriptor, its resource pointing at the paginated responses."""
+    package = service.package(package_id)
+    url = _package_url(settings.public_base_url, package)
+    resource = api_resource(package, f"{url}/responses")
+    data = {
+        "type": "packages",
+        "id": package.id,
+        "attributes": descriptor(package, await service.span(package), service.clock(), resource),
+        "relationships": {"responses": {"links": {"related": f"{url}/responses"}}},
+        "links": {"self": url},
+    }
+    return JsonApiResponse({"data": data, "links": {"self": url}})
+
+
+@router.get("/packages/{package_id}/responses", response_class=JsonApiResponse, summary="A package's rows")
+async def get_responses(
+    package_id: str,
+    _: ResultsReader,
+    service: Floip,
+    settings: SettingsDep,
+    start: Annotated[str | None, Query(alias="filter[start-timestamp]")] = None,
+    end: Annotated[str | None, Query(alias="filter[end-timestamp]")] = None,
+    size: Annotated[str | None, Query(alias="page[size]")] = None,
+    cursor: Annotated[str | None, Query(alias="page[afterCursor]")] = None,
+    before: Annotated[str | None, Query(alias="page[beforeCursor]", include_in_schema=False)] = None,
+) -> JsonApiResponse:
+    """Rows by row id: after `filter[start-timestamp]` (exclusive), up to `filter[end-timestamp]`."""
+    package = service.package(package_id)
+    if before is not None:
+        raise UnsupportedParameter("page[beforeCursor] is not supported: follow links.next from the start")
+    query = parse_query(service.keys, package.id, start=start, end=end, size=size, cursor=cursor)
+    page = await service.page(package, query)
+    url = _package_url(settings.public_base_url, package)
+    links = {
+        "self": f"{url}/responses?{urlencode(query.params(query.cursor))}",
+        "next": f"{url}/responses?{urlencode(query.params(page.next_cursor))}" if page.next_cursor else None,
+        "previous": None,
+    }
+    data = {
+        "type": "responses",
+        "id": package.id,
+        "attributes": {"responses": page.rows},
+        "relationships": {"descriptor": {"links": {"related": url}}},
+    }
+    return JsonApiResponse({"data": data, "links": links})

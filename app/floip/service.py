@@ -1,0 +1,93 @@
+"""Flow Results packages of the flows' surveys: finding them, describing them, paging their rows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import utcnow
+from app.floip.descriptor import Span
+from app.floip.errors import InvalidPackageId, PackageNotFound
+from app.floip.keys import FloipKeys
+from app.floip.query import MAX_PAGE_SIZE, ResponseQuery
+from app.floip.repository import FloipRepository
+from app.floip.responses import Row, to_row
+from app.floip.surveys import Package, packages
+from app.flows.model import FlowDefinition
+
+
+@dataclass(frozen=True)
+class Page:
+    """Some rows of a package, and the cursor of the next page (None on the last one)."""
+
+    rows: list[Row]
+    next_cursor: str | None
+
+
+class FloipService:
+    """Reads packages; the flows are the catalogue, the database holds the answers."""
+
+    def __init__(
+        self,
+        db: AsyncSession,
+        flows: Mapping[str, FlowDefinition],
+        keys: FloipKeys,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.keys = keys
+        self.clock = clock
+        self.flows = flows
+        self.answers = FloipRepository(db)
+
+    def packages(self) -> list[Package]:
+        """Every survey of every flow."""
+        return packages(self.flows, self.keys)
+
+    def package(self, package_id: str) -> Package:
+        """The package with this id; raise `InvalidPackageId` or `PackageNotFound`."""
+        try:
+            wanted = str(uuid.UUID(package_id))
+        except ValueError as error:
+            raise InvalidPackageId("a package id is a UUID") from error
+        for package in self.packages():
+            if package.id == wanted:
+                return package
+        raise PackageNotFound(f"no package {wanted}")
+
+    async def span(self, package: Package) -> Span:
+        """When the package's answers began and last changed."""
+        first, last = await self.answers.span(package.flow.id, package.survey, package.questions)
+        return Span(first, last)
+
+    async def page(self, package: Package, query: ResponseQuery) -> Page:
+        """One page of rows in row id order; one extra row is read to know whether another page follows."""
+        found = await self.answers.answers(
+            package.flow.id,
+            package.survey,
+            package.questions,
+            after=query.after,
+            start=query.start,
+            end=query.end,
+            limit=query.size + 1,
+        )
+        shown = found[: query.size]
+        contacts = self.keys.contacts(package.id)
+        rows = [to_row(answer, contacts, package.questions) for answer in shown]
+        more = len(found) > query.size
+        return Page(rows, self.keys.cursor(package.id, shown[-1].id) if more else None)
+
+    async def all_rows(self, package: Package) -> list[Row]:
+        """Every row of a package (for the file export), read page by page."""
+        rows: list[Row] = []
+        query = ResponseQuery(size=MAX_PAGE_SIZE)
+        while True:
+            page = await self.page(package, query)
+            rows.extend(page.rows)
+            if page.next_cursor is None:
+                return rows
+            query = ResponseQuery(size=MAX_PAGE_SIZE, after=int(page.rows[-1][1]))

@@ -1,0 +1,162 @@
+"""How the engine walks survey nodes: questions, consent, resuming a run and checking the profile."""
+
+from __future__ import annotations
+
+from app.flows.events import (
+    Answered,
+    ConsentGiven,
+    Event,
+    InputReceived,
+    NodeKind,
+    Outcome,
+    ProfileReused,
+    RunRestarted,
+    RunState,
+    SurveyClosed,
+)
+from app.flows.model import (
+    MAIN_MENU_KEY,
+    REPEAT_KEY,
+    SKIP_KEY,
+    SKIPPED,
+    AnyNode,
+    ConsentNode,
+    FlowDefinition,
+    MessageNode,
+    ProfileCheckNode,
+    QuestionNode,
+    ResumeNode,
+)
+
+CONTINUE_KEY = "1"
+RESTART_KEY = "2"
+SAME_PERSON_KEY = "1"
+OTHER_PERSON_KEY = "2"
+START_KEY = "1"
+MAX_NUMBER_DIGITS = 6
+
+
+class SurveySteps:
+    """Survey moves for the engine's run; the run provides entering nodes, re-asking and the events."""
+
+    flow: FlowDefinition
+    events: list[Event]
+    answered: tuple[str, ...]
+    memory: RunState
+
+    def enter(self, node_id: str) -> RunState:
+        """Enter a node (provided by the run)."""
+        raise NotImplementedError
+
+    def go(self, state: RunState, kind: NodeKind, key: str, outcome: Outcome, target: str) -> RunState:
+        """Record an input and enter its target (provided by the run)."""
+        raise NotImplementedError
+
+    def retry(
+        self,
+        state: RunState,
+        node: QuestionNode | ResumeNode | ConsentNode | ProfileCheckNode,
+        key: str,
+        outcome: Outcome,
+    ) -> RunState:
+        """Re-ask after a wrong key (provided by the run)."""
+        raise NotImplementedError
+
+    def passes(self, node: AnyNode) -> str | None:
+        """Where to go instead of stopping at a node the caller must not be asked, or None to stop."""
+        if isinstance(node, QuestionNode) and (node.question or "") in self.answered:
+            return node.next
+        if isinstance(node, ResumeNode) and not self.memory.open_run:
+            return node.next
+        if isinstance(node, ProfileCheckNode):
+            if not self.memory.has_profile:
+                return node.next
+            if any(q in self.answered for q in _profile_questions(self.flow)):
+                return node.next  # a continued run: its profile questions left are asked, not re-checked
+        return None
+
+    def closes(self, node: MessageNode) -> None:
+        """A thank-you that ends a survey run, as completed or as ineligible."""
+        if node.completes is not None:
+            self.events.append(SurveyClosed(node.completes, "completed"))
+        if node.ineligible_for is not None:
+            self.events.append(SurveyClosed(node.ineligible_for, "ineligible"))
+
+    def on_question(self, state: RunState, node: QuestionNode, key: str) -> RunState:
+        question = node.question or state.node
+        if key == SKIP_KEY:
+            return self.answer(state, node, question, SKIPPED, key, node.next)
+        if node.number is not None:
+            if _number_in(key, node.number.min, node.number.max):
+                return self.answer(state, node, question, str(int(key)), key, node.next)
+        else:
+            choice = self.flow.choices(node).get(key)
+            if choice is not None:
+                return self.answer(state, node, question, choice.name, key, choice.next or node.next)
+        if key == REPEAT_KEY:
+            return self.go(state, NodeKind.QUESTION, key, Outcome.REPEAT, state.node)
+        if key == MAIN_MENU_KEY and node.number is None:
+            return self.go(state, NodeKind.QUESTION, key, Outcome.MAIN_MENU, self.flow.main)
+        return self.retry(state, node, key, Outcome.INVALID)
+
+    def answer(
+        self, state: RunState, node: QuestionNode, question: str, value: str, key: str, target: str
+    ) -> RunState:
+        outcome = Outcome.SKIPPED if key == SKIP_KEY else Outcome.CHOSEN
+        kind = "numeric" if node.number is not None and key != SKIP_KEY else "select_one"
+        self.events.append(InputReceived(state.node, NodeKind.QUESTION, key, outcome, target))
+        self.events.append(Answered(question, value, kind, node.profile))
+        self.answered = (*self.answered, question)
+        return self.enter(target)
+
+    def on_consent(self, state: RunState, node: ConsentNode, key: str) -> RunState:
+        """1 starts; any other key goes back. Silence asks again: the caller may still be deciding."""
+        accepted = key == START_KEY
+        self.events.append(ConsentGiven(node.survey, accepted))
+        if accepted:
+            self.answered = ()
+        return self.enter(node.next if accepted else node.back)
+
+    def on_resume(self, state: RunState, node: ResumeNode, consent_next: str | None, key: str) -> RunState:
+        kind = NodeKind.RESUME
+        if key == CONTINUE_KEY and consent_next is not None:
+            return self.go(state, kind, key, Outcome.CONTINUE, consent_next)
+        if key == RESTART_KEY:
+            self.events.append(RunRestarted(node.survey))
+            self.answered = ()
+            return self.go(state, kind, key, Outcome.RESTART, node.next)
+        if key == REPEAT_KEY:
+            return self.go(state, kind, key, Outcome.REPEAT, state.node)
+        return self.retry(state, node, key, Outcome.INVALID)
+
+    def on_profile_check(self, state: RunState, node: ProfileCheckNode, key: str) -> RunState:
+        kind = NodeKind.PROFILE_CHECK
+        if key == SAME_PERSON_KEY:
+            self.events.append(ProfileReused())
+            return self.go(state, kind, key, Outcome.SAME, node.same)
+        if key == OTHER_PERSON_KEY:
+            return self.go(state, kind, key, Outcome.DIFFERENT, node.next)
+        if key == REPEAT_KEY:
+            return self.go(state, kind, key, Outcome.REPEAT, state.node)
+        return self.retry(state, node, key, Outcome.INVALID)
+
+
+def _number_in(key: str, low: int, high: int) -> bool:
+    """A whole number typed on the keypad (ASCII digits only), within the range."""
+    return key.isascii() and key.isdigit() and len(key) <= MAX_NUMBER_DIGITS and low <= int(key) <= high
+
+
+def _profile_questions(flow: FlowDefinition) -> list[str]:
+    return [
+        node.question or node_id
+        for node_id, node in flow.nodes.items()
+        if isinstance(node, QuestionNode) and node.profile is not None
+    ]
+
+
+def consent_after(flow: FlowDefinition, node: ResumeNode) -> str | None:
+    """Where a continued run picks up: just past the survey's consent (answered questions are passed)."""
+    consent = flow.nodes.get(node.next)
+    if isinstance(consent, ConsentNode):
+        return consent.next
+    return None

@@ -1,0 +1,197 @@
+"""Survey runs across calls and messages: what the engine must know, and storing what it reports."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import utcnow
+from app.db.upsert import insert_ignoring_conflicts
+from app.flows.events import (
+    Answered,
+    ConsentGiven,
+    Event,
+    ProfileReused,
+    RunRestarted,
+    RunState,
+    SurveyClosed,
+)
+from app.flows.model import FlowDefinition, QuestionNode
+from app.sessions.models import CallSession
+from app.survey.models import Answer, ConsentCount, SurveyRun
+
+PROFILE_FIELDS = ("gender", "age_band", "community")
+
+
+class SurveyService:
+    """Keeps one open run per caller and survey; only flushes, the conversation commits."""
+
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
+
+    async def memory(self, caller_id: int | None, flow: FlowDefinition) -> RunState:
+        """What the engine needs to know at the start of a session: an unfinished run, a stored profile."""
+        if caller_id is None:
+            return RunState(node=flow.start, reachable=False)
+        run = await self._open_run(caller_id, flow.id)
+        answered: tuple[str, ...] = ()
+        if run is not None:
+            answered = tuple(await self.db.scalars(select(Answer.question_id).where(Answer.run_id == run.id)))
+        profile = await self._stored_profile(caller_id)
+        return RunState(
+            node=flow.start,
+            open_run=run is not None and bool(answered),
+            answered=answered,
+            has_profile=profile is not None,
+        )
+
+    async def record(self, session: CallSession, events: tuple[Event, ...], flow: FlowDefinition) -> None:
+        """Store answers, consent counts and run changes reported by one engine step."""
+        for event in events:
+            if isinstance(event, ConsentGiven):
+                await self._count_consent(session, event)
+                if event.accepted:
+                    await self._close_open(session, "restarted")
+                    await self._start_run(session, event.survey)
+            elif isinstance(event, RunRestarted):
+                await self._close_open(session, "restarted")
+            elif isinstance(event, Answered):
+                await self._answer(session, event)
+            elif isinstance(event, ProfileReused):
+                await self._reuse_profile(session, flow)
+            elif isinstance(event, SurveyClosed):
+                await self._close_open(session, event.status)
+
+    async def _open_run(self, caller_id: int, flow_id: str) -> SurveyRun | None:
+        return await self.db.scalar(
+            select(SurveyRun)
+            .where(SurveyRun.caller_id == caller_id, SurveyRun.flow_id == flow_id, SurveyRun.status == "open")
+            .order_by(SurveyRun.id.desc())
+            .limit(1)
+        )
+
+    async def _session_run(self, session: CallSession) -> SurveyRun | None:
+        """The open run this session is answering (by caller, or by session for a withheld number)."""
+        query = select(SurveyRun).where(SurveyRun.flow_id == session.flow_id, SurveyRun.status == "open")
+        if session.caller_id is not None:
+            query = query.where(SurveyRun.caller_id == session.caller_id)
+        else:
+            query = query.where(SurveyRun.last_session_id == session.id)
+        return await self.db.scalar(query.order_by(SurveyRun.id.desc()).limit(1))
+
+    async def _start_run(self, session: CallSession, survey: str) -> SurveyRun:
+        now = utcnow()
+        run = SurveyRun(
+            public_id=secrets.token_hex(16),
+            caller_id=session.caller_id,
+            flow_id=session.flow_id,
+            survey=survey,
+            status="open",
+            language=session.language,
+            last_session_id=session.id,
+            started_at=now,
+            updated_at=now,
+        )
+        self.db.add(run)
+        await self.db.flush()
+        return run
+
+    async def _close_open(self, session: CallSession, status: str) -> None:
+        run = await self._session_run(session)
+        if run is not None:
+            run.status = status
+            run.updated_at = utcnow()
+            run.completed_at = run.updated_at if status == "completed" else None
+
+    async def _answer(self, session: CallSession, event: Answered) -> None:
+        """Store an answer once per run; a profile item also describes the session from now on."""
+        run = await self._session_run(session)
+        if run is None:
+            return  # an answer outside an accepted survey (a flow without consent) is not a result
+        await self._insert_answer(run, session, event.question, event.value, event.kind, utcnow())
+        if event.profile in PROFILE_FIELDS:
+            value = None if event.value in {"skipped", "prefiero_no_decir"} else event.value
+            setattr(session, event.profile, value)
+            setattr(run, event.profile, value)
+        run.last_session_id = session.id
+        run.updated_at = utcnow()
+
+    async def _insert_answer(
+        self, run: SurveyRun, session: CallSession, question: str, value: str, kind: str, now: datetime
+    ) -> None:
+        await insert_ignoring_conflicts(
+            self.db,
+            Answer,
+            {
+                "run_id": run.id,
+                "session_id": session.id,
+                "flow_id": run.flow_id,
+                "question_id": question,
+                "value": value,
+                "kind": kind,
+                "channel": session.channel,
+                "language": session.language,
+                "created_at": now,
+            },
+            ["run_id", "question_id"],
+        )
+
+    async def _stored_profile(self, caller_id: int, excluding: int | None = None) -> SurveyRun | None:
+        """The latest run (other than ``excluding``) in which this caller described themselves."""
+        described = (
+            SurveyRun.gender.is_not(None) | SurveyRun.age_band.is_not(None) | SurveyRun.community.is_not(None)
+        )
+        query = select(SurveyRun).where(SurveyRun.caller_id == caller_id, described)
+        if excluding is not None:
+            query = query.where(SurveyRun.id != excluding)
+        return await self.db.scalar(query.order_by(SurveyRun.id.desc()).limit(1))
+
+    async def _reuse_profile(self, session: CallSession, flow: FlowDefinition) -> None:
+        """The same person: their last profile describes this run and session, stored as answers too."""
+        run = await self._session_run(session)
+        if run is None or session.caller_id is None:
+            return
+        previous = await self._stored_profile(session.caller_id, excluding=run.id)
+        if previous is None:
+            return
+        questions = {
+            node.profile: question for question, node in question_nodes(flow).items() if node.profile
+        }
+        now = utcnow()
+        for field in PROFILE_FIELDS:
+            value = getattr(previous, field)
+            setattr(session, field, value)
+            setattr(run, field, value)
+            if value is not None and field in questions:
+                await self._insert_answer(run, session, questions[field], value, "select_one", now)
+
+    async def _count_consent(self, session: CallSession, event: ConsentGiven) -> None:
+        """Add one to today's accepted or declined count; nothing links it to the caller."""
+        key = {
+            "flow_id": session.flow_id,
+            "survey": event.survey,
+            "day": utcnow().date(),
+            "channel": session.channel,
+            "language": session.language or "-",
+        }
+        column = "accepted" if event.accepted else "declined"
+        await insert_ignoring_conflicts(
+            self.db, ConsentCount, {**key, "accepted": 0, "declined": 0}, list(key)
+        )
+        await self.db.execute(
+            update(ConsentCount)
+            .where(*(getattr(ConsentCount, name) == value for name, value in key.items()))
+            .values({column: getattr(ConsentCount, column) + 1})
+        )
+
+
+def question_nodes(flow: FlowDefinition) -> dict[str, QuestionNode]:
+    """Every question of a flow by its stable id."""
+    return {
+        node.question or node_id: node
+        for node_id, node in flow.nodes.items()
+        if isinstance(node, QuestionNode)
+    }

@@ -1,0 +1,204 @@
+"""The perception survey by voice and SMS: consent, profile, answers, resuming, restarting, under-18s."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TypeVar
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from app.db.base import Base
+from app.db.engine import make_sync_engine
+from app.flows.model import FlowDefinition
+from app.sessions.models import CallSession, Interaction
+from app.simulator import Call, Screen, TextPhone, TwilioSigner, parse_twiml
+from app.survey.models import Answer, ConsentCount, SurveyRun
+from tests.conftest import CALLER
+
+PROFILE = ["1", "3", "2"]  # mujer, 30-44, the second community
+LIKERT = ["5", "4", "*", "3", "2", "1", "5"]
+EXPECTED = [
+    ("genero", "mujer"),
+    ("edad", "30_44"),
+    ("comunidad", "morococha"),
+    ("agua", "mucho"),
+    ("aire", "bastante"),
+    ("empleo", "skipped"),
+    ("salud", "algo"),
+    ("confianza_empresa", "poco"),
+    ("confianza_estado", "nada"),
+    ("informacion", "mucho"),
+]
+
+
+async def walk(phone: Call, keys: list[str]) -> list[Screen]:
+    """Answer each screen with the next key; hang up when the script ends."""
+    script = iter(keys)
+    return [screen async for screen in phone.screens(lambda _: next(script, None))]
+
+
+M = TypeVar("M", bound=Base)
+
+
+def rows(database_url: str, model: type[M]) -> list[M]:
+    """Every row of a table, through a separate connection."""
+    engine = make_sync_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return [model(**row._mapping) for row in connection.execute(select(model.__table__))]
+    finally:
+        engine.dispose()
+
+
+def answers(database_url: str) -> list[tuple[str, str]]:
+    """(question, value) of every stored answer, in order."""
+    return [(a.question_id, a.value) for a in sorted(rows(database_url, Answer), key=lambda a: a.id)]
+
+
+def runs(database_url: str) -> list[SurveyRun]:
+    """Every survey run, oldest first."""
+    return sorted(rows(database_url, SurveyRun), key=lambda r: r.id)
+
+
+def _call(client: httpx.AsyncClient, signer: TwilioSigner, flows: dict[str, FlowDefinition]) -> Call:
+    return Call(client=client, signer=signer, flows=flows, caller=CALLER)
+
+
+async def test_a_caller_completes_the_survey_by_voice(
+    client: httpx.AsyncClient, signer: TwilioSigner, flows: dict[str, FlowDefinition], database_url: str
+) -> None:
+    """Consent, profile and seven questions: every answer stored once by name, the run completed."""
+    hotline = flows["hotline"]
+    screens = await walk(_call(client, signer, flows), ["1", "2", "1", *PROFILE, *LIKERT])
+    assert screens[2].prompts[0].text == hotline.nodes["survey_consent"].prompt["es"]
+    assert screens[-1].prompts[0].text == hotline.nodes["survey_thanks"].prompt["es"]
+    assert answers(database_url) == EXPECTED
+    [run] = runs(database_url)
+    assert (run.status, run.gender, run.age_band, run.community) == (
+        "completed",
+        "mujer",
+        "30_44",
+        "morococha",
+    )
+    [count] = rows(database_url, ConsentCount)
+    assert (count.accepted, count.declined) == (1, 0)
+    later = [i for i in rows(database_url, Interaction) if i.node == "q_water"]
+    assert later
+    assert all(i.gender == "mujer" for i in later)
+
+
+async def test_the_same_survey_by_sms_in_quechua(
+    client: httpx.AsyncClient, signer: TwilioSigner, database_url: str
+) -> None:
+    """Numbered choices by text; answers land in the same results, with the channel recorded."""
+    phone = TextPhone(client=client, signer=signer, sender=CALLER)
+    for body in ["hola", "2", "2", "1", *PROFILE, *LIKERT]:
+        await phone.text(body)
+    assert answers(database_url) == EXPECTED
+    stored = rows(database_url, Answer)
+    assert {(a.channel, a.language) for a in stored} == {("sms", "qu")}
+    assert runs(database_url)[0].status == "completed"
+
+
+async def test_declining_is_counted_never_stored_for_the_person(
+    client: httpx.AsyncClient, signer: TwilioSigner, flows: dict[str, FlowDefinition], database_url: str
+) -> None:
+    """Any key but 1 goes back to the menu: a count goes up, nothing links it to the caller."""
+    screens = await walk(_call(client, signer, flows), ["1", "2", "7"])
+    assert screens[-1].prompts[0].text == flows["hotline"].nodes["main"].prompt["es"]
+    [count] = rows(database_url, ConsentCount)
+    assert (count.accepted, count.declined) == (0, 1)
+    assert runs(database_url) == []
+    assert not [i for i in rows(database_url, Interaction) if i.node == "survey_consent"]
+
+
+async def test_hanging_up_mid_survey_resumes_without_asking_again(
+    client: httpx.AsyncClient, signer: TwilioSigner, flows: dict[str, FlowDefinition], database_url: str
+) -> None:
+    """Hang up after each question; each new call offers to continue at the next unanswered one."""
+    hotline = flows["hotline"]
+    await walk(_call(client, signer, flows), ["1", "2", "1", PROFILE[0]])
+    keys = [*PROFILE[1:], *LIKERT]
+    for key in keys:
+        screens = await walk(_call(client, signer, flows), ["2", "1", key])
+        assert screens[1].prompts[0].text == hotline.nodes["survey"].prompt["es"]
+    assert answers(database_url) == EXPECTED
+    assert [run.status for run in runs(database_url)] == ["completed"]
+
+
+async def test_starting_again_closes_the_unfinished_run(
+    client: httpx.AsyncClient, signer: TwilioSigner, flows: dict[str, FlowDefinition], database_url: str
+) -> None:
+    """2 at the resume offer: the old run is kept as restarted and a new one begins with consent."""
+    await walk(_call(client, signer, flows), ["1", "2", "1", "1", "3"])
+    screens = await walk(_call(client, signer, flows), ["2", "2", "1"])
+    assert screens[2].prompts[0].text == flows["hotline"].nodes["survey_consent"].prompt["es"]
+    assert [run.status for run in runs(database_url)] == ["restarted", "open"]
+
+
+async def test_under_18_is_thanked_and_not_surveyed(
+    client: httpx.AsyncClient, signer: TwilioSigner, flows: dict[str, FlowDefinition], database_url: str
+) -> None:
+    """The under-18 answer ends the run as ineligible; no perception question is asked."""
+    screens = await walk(_call(client, signer, flows), ["1", "2", "1", "2", "1"])
+    assert screens[-1].prompts[0].text == flows["hotline"].nodes["survey_minor"].prompt["es"]
+    assert answers(database_url) == [("genero", "hombre"), ("edad", "menor_18")]
+    assert runs(database_url)[0].status == "ineligible"
+
+
+async def test_the_same_person_reuses_their_profile(
+    client: httpx.AsyncClient, signer: TwilioSigner, flows: dict[str, FlowDefinition], database_url: str
+) -> None:
+    """A returning phone is asked if it is the same person; yes skips the profile and reuses it."""
+    hotline = flows["hotline"]
+    await walk(_call(client, signer, flows), ["1", "2", "1", *PROFILE, *LIKERT])
+    screens = await walk(_call(client, signer, flows), ["2", "1", "1", "3"])
+    assert screens[2].prompts[0].text == hotline.nodes["survey_same_person"].prompt["es"]
+    assert screens[3].prompts[0].text == hotline.nodes["q_water"].prompt["es"]
+    second = runs(database_url)[1]
+    assert (second.gender, second.age_band, second.community) == ("mujer", "30_44", "morococha")
+    mine = [(a.question_id, a.value) for a in rows(database_url, Answer) if a.run_id == second.id]
+    assert sorted(mine) == sorted(
+        [("genero", "mujer"), ("edad", "30_44"), ("comunidad", "morococha"), ("agua", "algo")]
+    )
+
+
+async def test_another_person_on_the_same_phone_gives_their_own_profile(
+    client: httpx.AsyncClient, signer: TwilioSigner, flows: dict[str, FlowDefinition], database_url: str
+) -> None:
+    """2 at the check: the profile questions are asked again, for this session."""
+    await walk(_call(client, signer, flows), ["1", "2", "1", *PROFILE, *LIKERT])
+    screens = await walk(_call(client, signer, flows), ["2", "1", "2", "2"])
+    assert screens[3].prompts[0].text == flows["hotline"].nodes["q_gender"].prompt["es"]
+    sessions = sorted(rows(database_url, CallSession), key=lambda s: s.started_at)
+    assert sessions[-1].gender == "hombre"
+
+
+async def test_concurrent_deliveries_of_an_answer_store_it_once(phone: Call, database_url: str) -> None:
+    """Five simultaneous deliveries of one answer: one stored answer, one reply."""
+    first = await phone.post("/twilio/voice", {})
+    step = parse_twiml(first.text, phone.flows).gather_action
+    assert step is not None
+    for key in ["1", "2", "1"]:
+        answer = await phone.post(step, {"Digits": key})
+        step = parse_twiml(answer.text, phone.flows).gather_action
+        assert step is not None
+    replies = await asyncio.gather(*(phone.post(step, {"Digits": "1"}) for _ in range(5)))
+    assert len({reply.text for reply in replies}) == 1
+    assert answers(database_url) == [("genero", "mujer")]
+
+
+@pytest.mark.parametrize("bad", ["8", "#", "", "12", "ñ"])
+async def test_keys_outside_the_choices_reask(
+    client: httpx.AsyncClient,
+    signer: TwilioSigner,
+    flows: dict[str, FlowDefinition],
+    database_url: str,
+    bad: str,
+) -> None:
+    """A key outside the choices, a lone #, or silence re-asks the question and stores nothing."""
+    screens = await walk(_call(client, signer, flows), ["1", "2", "1", bad])
+    assert screens[-1].prompts[-1].text == flows["hotline"].nodes["q_gender"].prompt["es"]
+    assert answers(database_url) == []
