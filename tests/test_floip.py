@@ -36,7 +36,12 @@ NODES = """
 _text: &t {es: texto, qu: rimay}
 _yes_no: &yes_no {"1": {name: si, label: *t}, "2": {name: "no", label: *t}, "3": {name: no_sabe, label: *t}}
 main: {type: menu, prompt: *t, options: {"1": {next: consent, label: *t}}}
-consent: {type: consent, prompt: *t, survey: percepcion, next: agua, back: main}
+consent: {type: consent, prompt: *t, survey: percepcion, next: same, back: main}
+same: {type: profile_check, prompt: *t, next: gender, same: agua}
+gender: {type: question, question: genero, profile: gender, prompt: *t, choices: *yes_no, next: age}
+age: {type: question, question: edad, profile: age_band, prompt: *t, next: agua,
+      choices: {"1": {name: menor_18, label: *t, next: minor}, "2": {name: adulto, label: *t}}}
+minor: {type: message, prompt: *t, ineligible_for: percepcion, next: health}
 agua: {type: question, prompt: {es: "¿El agua cambió?", qu: "¿Yaku?"}, choices: *yes_no, next: children}
 children: {type: question, question: hijos, prompt: {es: "¿Cuántos hijos?", qu: "¿Hayka?"},
            number: {min: 0, max: 30}, next: trust}
@@ -173,8 +178,8 @@ def check_descriptor(descriptor: dict[str, Any]) -> None:
 
 
 def test_questions_are_those_reachable_from_the_consent_in_order() -> None:
-    """Breadth first from the consent; the main menu (and the other survey) is not walked into."""
-    assert list(survey_questions(FLOW, "percepcion")) == ["agua", "hijos", "confianza"]
+    """In the order callers meet them; menus, ineligibility and the other survey are not walked into."""
+    assert list(survey_questions(FLOW, "percepcion")) == ["genero", "edad", "agua", "hijos", "confianza"]
     assert list(survey_questions(FLOW, "salud")) == ["post"]
 
 
@@ -208,7 +213,9 @@ async def test_the_descriptor_follows_the_spec(partner: Partner, stored: Stored)
     [resource] = descriptor["resources"]
     assert resource["api-data-url"] == f"https://hotline.example.org{BASE}/{stored.package}/responses"
     assert resource["schema"]["language"] == "spa"
-    assert resource["schema"]["questions"] == {
+    questions = resource["schema"]["questions"]
+    assert list(questions) == ["genero", "edad", "agua", "hijos", "confianza"]
+    assert {key: questions[key] for key in ("agua", "hijos", "confianza")} == {
         "agua": {
             "type": "select_one",
             "label": "¿El agua cambió?",

@@ -7,6 +7,7 @@ from typing import TypeVar
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select
 
 from app.db.base import Base
@@ -202,3 +203,36 @@ async def test_keys_outside_the_choices_reask(
     screens = await walk(_call(client, signer, flows), ["1", "2", "1", bad])
     assert screens[-1].prompts[-1].text == flows["hotline"].nodes["q_gender"].prompt["es"]
     assert answers(database_url) == []
+
+
+async def test_a_question_removed_between_calls_is_not_asked(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    signer: TwilioSigner,
+    flows: dict[str, FlowDefinition],
+    database_url: str,
+) -> None:
+    """The flow is edited between two calls: the removed question is skipped, earlier answers stay."""
+    await walk(_call(client, signer, flows), ["1", "2", "1", *PROFILE, "5"])
+    data = flows["hotline"].model_dump(exclude_none=True)
+    del data["nodes"]["q_air"]
+    data["nodes"]["q_water"]["next"] = "q_jobs"
+    edited = {"hotline": FlowDefinition.model_validate(data)}
+    app.state.flows = edited
+    screens = await walk(_call(client, signer, edited), ["2", "1", "3"])
+    assert screens[2].prompts[0].text == edited["hotline"].nodes["q_jobs"].prompt["es"]
+    assert answers(database_url) == [*EXPECTED[:4], ("empleo", "algo")]
+
+
+async def test_an_sms_conversation_resumes_a_survey_left_by_voice(
+    client: httpx.AsyncClient, signer: TwilioSigner, flows: dict[str, FlowDefinition], database_url: str
+) -> None:
+    """Started by phone, finished by text: one run, the channel recorded on each answer."""
+    await walk(_call(client, signer, flows), ["1", "2", "1", *PROFILE])
+    texter = TextPhone(client=client, signer=signer, sender=CALLER)
+    for body in ["hola", "2", "1", *LIKERT]:
+        await texter.text(body)
+    assert answers(database_url) == EXPECTED
+    assert [run.status for run in runs(database_url)] == ["completed"]
+    channels = [a.channel for a in sorted(rows(database_url, Answer), key=lambda a: a.id)]
+    assert channels == ["voice"] * 3 + ["sms"] * 7

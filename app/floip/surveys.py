@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -47,23 +46,25 @@ def survey_names(flow: FlowDefinition) -> list[str]:
 
 
 def survey_questions(flow: FlowDefinition, survey: str) -> dict[str, QuestionNode]:
-    """The questions reachable from the survey's consent node(s), breadth first, by question id."""
+    """The questions reachable from the survey's consent node(s), in the order a caller meets them."""
+    # Depth first, each node's own `next` before its other exits: breadth first would interleave the
+    # profile branch of a profile check with the questions its `same` exit skips to.
     starts = [
         node_id
         for node_id, node in flow.nodes.items()
         if isinstance(node, ConsentNode) and node.survey == survey
     ]
-    pending, seen = deque(starts), set(starts)
+    pending, seen = list(reversed(starts)), set[str]()
     found: dict[str, QuestionNode] = {}
     while pending:
-        node_id = pending.popleft()
+        node_id = pending.pop()
+        if node_id in seen or node_id not in flow.nodes:
+            continue
+        seen.add(node_id)
         node = flow.node(node_id)
         if isinstance(node, QuestionNode):
             found.setdefault(node.question or node_id, node)
-        for target in _within_survey(node, survey):
-            if target in flow.nodes and target not in seen:
-                seen.add(target)
-                pending.append(target)
+        pending.extend(reversed(list(_within_survey(node, survey))))
     return found
 
 
