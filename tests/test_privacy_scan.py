@@ -124,12 +124,14 @@ async def test_no_number_in_postgresql_dump(
     """A pg_dump after a full call holds pseudonyms only."""
     assert postgres_server is not None
     caller = Call(client=phone.client, signer=phone.signer, flows=phone.flows, caller=NUMBER)
-    await walk(caller, ["1", "1", "4", "1", "2", "0", "2", "1"])
+    await walk(caller, ["1", "1", "4", "1", "2", "0", "2", "1", "9", "2", "1", "1", "3", "2", "5", "*"])
     texter = TextPhone(client=phone.client, signer=phone.signer, sender=OTHER)
     for body in ("hola", "1", "NOTICIAS"):
         await texter.text(body)
     dump = postgres_server.dump(database_url.rsplit("/", 1)[1])
     assert "COPY public.interactions" in dump
     assert "COPY public.contacts" in dump
+    assert "COPY public.answers" in dump
+    assert "agua" in dump, "the survey answers are in the dump that was scanned"
     assert dump.count("\\x") >= 2, "both subscribers' numbers are stored, encrypted"
     assert _hits(dump.encode()) == []
