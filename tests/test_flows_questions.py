@@ -10,31 +10,14 @@ import pytest
 from app.audio.library import AudioLibrary
 from app.flows.engine import resume, start
 from app.flows.events import Answered, Ask, Digits, Event, InputReceived, NoInput, RunState, Say, Step
-from app.flows.model import FlowDefinition
+from app.flows.model import SMS_TEXTS, SYSTEM_PROMPTS, FlowDefinition
 from app.flows.validate import check_flow
 from app.sms.render import SmsRenderer
 from app.voice.twiml import VoiceRenderer
 
 T = {"es": "texto"}
-SYSTEM = dict.fromkeys(
-    ("invalid", "no_input", "goodbye", "error", "after_article", "after_last_article", "no_number"), T
-)
-SMS = {
-    name: {"es": name}
-    for name in (
-        "help",
-        "opted_out",
-        "opted_in",
-        "more",
-        "repeat",
-        "next",
-        "back",
-        "main_menu",
-        "change_language",
-        "news_subscribed",
-        "skip",
-    )
-}
+SYSTEM = dict.fromkeys(SYSTEM_PROMPTS, T)
+SMS = {name: {"es": name} for name in SMS_TEXTS}
 LIKERT = {
     str(i): {"name": name, "label": {"es": name.replace("_", " ")}}
     for i, name in enumerate(["nada", "poco", "algo", "bastante", "mucho"], start=1)

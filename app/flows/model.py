@@ -202,19 +202,6 @@ class EndNode(_Strict):
     sms: Text | None = None
 
 
-Node = Annotated[
-    MessageNode
-    | MenuNode
-    | LanguageMenuNode
-    | ArticleNode
-    | SubscribeNode
-    | QuestionNode
-    | ResumeNode
-    | ConsentNode
-    | ProfileCheckNode
-    | EndNode,
-    Field(discriminator="type"),
-]
 AnyNode = (
     MessageNode
     | MenuNode
@@ -227,6 +214,7 @@ AnyNode = (
     | ProfileCheckNode
     | EndNode
 )
+Node = Annotated[AnyNode, Field(discriminator="type")]
 
 
 class FlowDefinition(_Strict):
