@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # A row left `sending` this long means its worker died mid-send: it is failed for review, never
     # re-sent blindly. Keep it well above a batch's worst case (batch size x REST timeout).
     outbox_lease_seconds: int = Field(default=900, ge=60, le=24 * 3600)
+    # Recordings are fetched with the account's credentials, so only URLs on these hosts are accepted
+    # from a recording callback (JSON list, e.g. RIMAY_RECORDING_HOSTS='["api.twilio.com"]').
+    recording_hosts: list[str] = Field(default_factory=lambda: ["api.twilio.com"], min_length=1)
     twilio_account_sid: str | None = Field(
         default=None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "RIMAY_TWILIO_ACCOUNT_SID")
     )

@@ -35,6 +35,7 @@ class Screen:
 
     prompts: list[Verb] = field(default_factory=list)
     gather_action: str | None = None
+    record_action: str | None = None
     hangup: bool = False
 
 
@@ -67,6 +68,8 @@ def parse_twiml(body: str, flows: dict[str, FlowDefinition]) -> Screen:
             screen.prompts.append(Verb("say", verb.text))
         elif verb.tag == "Gather":
             screen.gather_action = verb.get("action")
+        elif verb.tag == "Record":
+            screen.record_action = verb.get("action")
         elif verb.tag == "Hangup":
             screen.hangup = True
     return screen
@@ -90,13 +93,26 @@ class Call:
     caller: str
     call_sid: str = field(default_factory=lambda: "CA" + secrets.token_hex(16))
     hotline: str = "+15005550006"
+    account_sid: str = "AC" + "0" * 32
     started: float = field(default_factory=time.monotonic)
+
+    def recorded(self, pressed: str) -> dict[str, str]:
+        """What Twilio posts after <Record>: `*` ends it at once (a skip), anything else is speech."""
+        sid = "RE" + secrets.token_hex(16)
+        url = f"https://api.twilio.com/2010-04-01/Accounts/{self.account_sid}/Recordings/{sid}"
+        duration = "0" if pressed == "*" else "7"
+        return {
+            "RecordingSid": sid,
+            "RecordingUrl": url,
+            "RecordingDuration": duration,
+            "Digits": pressed or "#",
+        }
 
     async def post(self, url_or_path: str, extra: dict[str, str]) -> httpx.Response:
         """POST a signed webhook like Twilio would."""
         params = {
             "CallSid": self.call_sid,
-            "AccountSid": "AC" + "0" * 32,
+            "AccountSid": self.account_sid,
             "From": self.caller,
             "To": self.hotline,
             "Direction": "inbound",
@@ -114,12 +130,14 @@ class Call:
             response.raise_for_status()
             screen = parse_twiml(response.text, self.flows)
             yield screen
-            if screen.hangup or screen.gather_action is None:
+            action = screen.gather_action or screen.record_action
+            if screen.hangup or action is None:
                 break
             pressed = keys(screen)
             if pressed is None:
                 break
-            response = await self.post(screen.gather_action, {"Digits": pressed, "CallStatus": "in-progress"})
+            extra = self.recorded(pressed) if screen.record_action else {"Digits": pressed}
+            response = await self.post(action, {**extra, "CallStatus": "in-progress"})
         duration = str(int(time.monotonic() - self.started))
         await self.post("/twilio/voice/status", {"CallStatus": "completed", "CallDuration": duration})
 

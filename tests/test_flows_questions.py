@@ -9,7 +9,19 @@ import pytest
 
 from app.audio.library import AudioLibrary
 from app.flows.engine import resume, start
-from app.flows.events import Answered, Ask, Digits, Event, InputReceived, NoInput, RunState, Say, Step
+from app.flows.events import (
+    Answered,
+    Ask,
+    Digits,
+    Event,
+    InputReceived,
+    NoInput,
+    Recording,
+    RunState,
+    Say,
+    Step,
+    TextMessage,
+)
 from app.flows.model import SMS_TEXTS, SYSTEM_PROMPTS, FlowDefinition
 from app.flows.validate import check_flow
 from app.sms.render import SmsRenderer
@@ -197,8 +209,8 @@ def test_a_removed_question_is_not_asked() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"choices": "likert5", "number": {"min": 0, "max": 3}}, "either choices or number"),
-        ({"choices": None}, "either choices or number"),
+        ({"choices": "likert5", "number": {"min": 0, "max": 3}}, "exactly one of choices, number or open"),
+        ({"choices": None}, "exactly one of choices, number or open"),
         ({"choices": "likert7"}, "unknown scale 'likert7'"),
         ({"choices": {"0": {"name": "a", "label": T}}}, "key '0' must be one keypad key"),
         (
@@ -227,3 +239,74 @@ def test_a_shared_scale_cannot_route() -> None:
     scale = {**LIKERT, "1": {**LIKERT["1"], "next": "thanks"}}
     problems = check_flow(survey(scales={"likert5": scale}))
     assert any("shared scale cannot route" in problem.message for problem in problems)
+
+
+def open_flow() -> FlowDefinition:
+    """The test survey with an open comment after the number question."""
+    nodes = FLOW.model_dump(exclude_none=True)["nodes"]
+    nodes["children"]["next"] = "comment"
+    nodes["comment"] = {
+        "type": "question",
+        "question": "comentario",
+        "prompt": {"es": "¿Algo más?"},
+        "open": {"max_seconds": 30, "max_chars": 10},
+        "next": "thanks",
+    }
+    return survey(nodes=nodes)
+
+
+def at_comment(flow: FlowDefinition) -> RunState:
+    """The state waiting at the open question."""
+    state = start(flow, language="es").state
+    for key in ("1", "3", "2", "4"):
+        state = resume(flow, state, Digits(key)).state
+    assert state.node == "comment"
+    return state
+
+
+def test_open_answer_by_text_is_kept_up_to_its_limit() -> None:
+    """A written answer is passed on whole (trimmed to max_chars); * alone still skips."""
+    flow = open_flow()
+    step = resume(flow, at_comment(flow), TextMessage("  el agua está sucia  "))
+    [answered] = [e for e in step.events if isinstance(e, Answered)]
+    assert (answered.question, answered.value, answered.kind, answered.text) == (
+        "comentario",
+        "text",
+        "open",
+        "el agua es",
+    )
+    skipped = resume(flow, at_comment(flow), TextMessage("*"))
+    assert [(e.value, e.text) for e in skipped.events if isinstance(e, Answered)] == [("skipped", None)]
+
+
+def test_open_answer_by_voice_is_a_recording() -> None:
+    """A recording is passed on for the host to store; ended with * (or empty), it is a skip."""
+    flow = open_flow()
+    spoken = Recording("RE" + "a" * 32, "https://api.twilio.com/x", 12, "#")
+    step = resume(flow, at_comment(flow), spoken)
+    [answered] = [e for e in step.events if isinstance(e, Answered)]
+    assert (answered.value, answered.recording) == ("recording", spoken)
+    for finished, seconds in (("*", 3), ("#", 0)):
+        skip = resume(flow, at_comment(flow), Recording("RE" + "b" * 32, "https://x", seconds, finished))
+        assert [e.value for e in skip.events if isinstance(e, Answered)] == ["skipped"]
+
+
+def test_a_recording_where_none_was_asked_is_no_input() -> None:
+    """A stray recording at a menu is not an answer: the menu is asked again."""
+    step = resume(FLOW, start(FLOW, language="es").state, Recording("RE" + "c" * 32, "https://x", 5, "#"))
+    assert said(step.events) == ["_no_input", "main"]
+
+
+def test_voice_records_the_open_answer_and_comes_back_on_silence() -> None:
+    """<Record> after the prompt (# ends, * skips), then a <Redirect> to the same step for silence."""
+    flow = open_flow()
+    state = at_comment(flow)
+    step = resume(flow, state.model_copy(update={"node": "children"}), Digits("4"))
+    [ask] = [e for e in step.events if isinstance(e, Ask)]
+    assert (ask.record_seconds, ask.finish_on_key) == (30, "#*")
+    voice = VoiceRenderer(AudioLibrary(Path("/nonexistent"), Path("/nonexistent")), "https://h.example.org")
+    twiml = voice.render(step.events, "https://h.example.org/next")
+    assert '<Record action="https://h.example.org/next"' in twiml
+    assert 'maxLength="30"' in twiml
+    assert "<Redirect" in twiml
+    assert "<Gather" not in twiml

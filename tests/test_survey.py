@@ -10,16 +10,21 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from app.apikeys.service import ApiKeyService
 from app.db.base import Base
 from app.db.engine import make_sync_engine
 from app.flows.model import FlowDefinition
+from app.recordings.models import Recording
 from app.sessions.models import CallSession, Interaction
+from app.settings import Settings
 from app.simulator import Call, Screen, TextPhone, TwilioSigner, parse_twiml
 from app.survey.models import Answer, ConsentCount, SurveyRun
 from tests.conftest import CALLER
+from tests.outbound import ACCOUNT_SID, Sessions
 
 PROFILE = ["1", "3", "2"]  # mujer, 30-44, the second community
 LIKERT = ["5", "4", "*", "3", "2", "1", "5"]
+SPOKEN = "#"  # the simulator answers a <Record> with 7 s of speech, ended with #
 EXPECTED = [
     ("genero", "mujer"),
     ("edad", "30_44"),
@@ -32,6 +37,7 @@ EXPECTED = [
     ("confianza_estado", "nada"),
     ("informacion", "mucho"),
 ]
+SPOKEN_ANSWER = ("comentario", "recording")
 
 
 async def walk(phone: Call, keys: list[str]) -> list[Screen]:
@@ -63,8 +69,14 @@ def runs(database_url: str) -> list[SurveyRun]:
     return sorted(rows(database_url, SurveyRun), key=lambda r: r.id)
 
 
+@pytest.fixture(autouse=True)
+def twilio_account(app: FastAPI, outbound: Settings) -> None:
+    """The app knows its Twilio account, so recordings from it are accepted."""
+    app.state.settings = outbound
+
+
 def _call(client: httpx.AsyncClient, signer: TwilioSigner, flows: dict[str, FlowDefinition]) -> Call:
-    return Call(client=client, signer=signer, flows=flows, caller=CALLER)
+    return Call(client=client, signer=signer, flows=flows, caller=CALLER, account_sid=ACCOUNT_SID)
 
 
 async def test_a_caller_completes_the_survey_by_voice(
@@ -72,10 +84,15 @@ async def test_a_caller_completes_the_survey_by_voice(
 ) -> None:
     """Consent, profile and seven questions: every answer stored once by name, the run completed."""
     hotline = flows["hotline"]
-    screens = await walk(_call(client, signer, flows), ["1", "2", "1", *PROFILE, *LIKERT])
+    screens = await walk(_call(client, signer, flows), ["1", "2", "1", *PROFILE, *LIKERT, SPOKEN])
     assert screens[2].prompts[0].text == hotline.nodes["survey_consent"].prompt["es"]
+    assert screens[-2].record_action is not None, "the open question records the caller's voice"
     assert screens[-1].prompts[0].text == hotline.nodes["survey_thanks"].prompt["es"]
-    assert answers(database_url) == EXPECTED
+    assert answers(database_url) == [*EXPECTED, SPOKEN_ANSWER]
+    [recording] = rows(database_url, Recording)
+    assert recording.status == "pending", "the worker fetches it from Twilio, then deletes it there"
+    [spoken] = [a for a in rows(database_url, Answer) if a.question_id == "comentario"]
+    assert spoken.recording_id == recording.id
     [run] = runs(database_url)
     assert (run.status, run.gender, run.age_band, run.community) == (
         "completed",
@@ -95,10 +112,12 @@ async def test_the_same_survey_by_sms_in_quechua(
 ) -> None:
     """Numbered choices by text; answers land in the same results, with the channel recorded."""
     phone = TextPhone(client=client, signer=signer, sender=CALLER)
-    for body in ["hola", "2", "2", "1", *PROFILE, *LIKERT]:
+    for body in ["hola", "2", "2", "1", *PROFILE, *LIKERT, "Yakuqa qhillichasqam. Waqyaway 987654321"]:
         await phone.text(body)
-    assert answers(database_url) == EXPECTED
+    assert answers(database_url) == [*EXPECTED, ("comentario", "text")]
     stored = rows(database_url, Answer)
+    [written] = [a for a in stored if a.question_id == "comentario"]
+    assert written.text == "Yakuqa qhillichasqam. Waqyaway [phone]", "numbers in free text are masked"
     assert {(a.channel, a.language) for a in stored} == {("sms", "qu")}
     assert runs(database_url)[0].status == "completed"
 
@@ -121,11 +140,11 @@ async def test_hanging_up_mid_survey_resumes_without_asking_again(
     """Hang up after each question; each new call offers to continue at the next unanswered one."""
     hotline = flows["hotline"]
     await walk(_call(client, signer, flows), ["1", "2", "1", PROFILE[0]])
-    keys = [*PROFILE[1:], *LIKERT]
+    keys = [*PROFILE[1:], *LIKERT, "*"]
     for key in keys:
         screens = await walk(_call(client, signer, flows), ["2", "1", key])
         assert screens[1].prompts[0].text == hotline.nodes["survey"].prompt["es"]
-    assert answers(database_url) == EXPECTED
+    assert answers(database_url) == [*EXPECTED, ("comentario", "skipped")]
     assert [run.status for run in runs(database_url)] == ["completed"]
 
 
@@ -154,7 +173,7 @@ async def test_the_same_person_reuses_their_profile(
 ) -> None:
     """A returning phone is asked if it is the same person; yes skips the profile and reuses it."""
     hotline = flows["hotline"]
-    await walk(_call(client, signer, flows), ["1", "2", "1", *PROFILE, *LIKERT])
+    await walk(_call(client, signer, flows), ["1", "2", "1", *PROFILE, *LIKERT, "*"])
     screens = await walk(_call(client, signer, flows), ["2", "1", "1", "3"])
     assert screens[2].prompts[0].text == hotline.nodes["survey_same_person"].prompt["es"]
     assert screens[3].prompts[0].text == hotline.nodes["q_water"].prompt["es"]
@@ -170,7 +189,7 @@ async def test_another_person_on_the_same_phone_gives_their_own_profile(
     client: httpx.AsyncClient, signer: TwilioSigner, flows: dict[str, FlowDefinition], database_url: str
 ) -> None:
     """2 at the check: the profile questions are asked again, for this session."""
-    await walk(_call(client, signer, flows), ["1", "2", "1", *PROFILE, *LIKERT])
+    await walk(_call(client, signer, flows), ["1", "2", "1", *PROFILE, *LIKERT, "*"])
     screens = await walk(_call(client, signer, flows), ["2", "1", "2", "2"])
     assert screens[3].prompts[0].text == flows["hotline"].nodes["q_gender"].prompt["es"]
     sessions = sorted(rows(database_url, CallSession), key=lambda s: s.started_at)
@@ -230,9 +249,46 @@ async def test_an_sms_conversation_resumes_a_survey_left_by_voice(
     """Started by phone, finished by text: one run, the channel recorded on each answer."""
     await walk(_call(client, signer, flows), ["1", "2", "1", *PROFILE])
     texter = TextPhone(client=client, signer=signer, sender=CALLER)
-    for body in ["hola", "2", "1", *LIKERT]:
+    for body in ["hola", "2", "1", *LIKERT, "*"]:
         await texter.text(body)
-    assert answers(database_url) == EXPECTED
+    assert answers(database_url) == [*EXPECTED, ("comentario", "skipped")]
     assert [run.status for run in runs(database_url)] == ["completed"]
     channels = [a.channel for a in sorted(rows(database_url, Answer), key=lambda a: a.id)]
-    assert channels == ["voice"] * 3 + ["sms"] * 7
+    assert channels == ["voice"] * 3 + ["sms"] * 8
+
+
+async def test_flow_results_match_what_was_answered(
+    client: httpx.AsyncClient,
+    signer: TwilioSigner,
+    flows: dict[str, FlowDefinition],
+    sessions: Sessions,
+) -> None:
+    """A voice run and an SMS run come back as FLOIP rows: names, numbers, nulls, masked text, no numbers."""
+    await walk(_call(client, signer, flows), ["1", "2", "1", *PROFILE, *LIKERT, SPOKEN])
+    texter = TextPhone(client=client, signer=signer, sender="+51911222333")
+    for body in ["hola", "1", "2", "1", *PROFILE, *LIKERT, "Escríbanme al 911222333"]:
+        await texter.text(body)
+    async with sessions() as db:
+        _, key = await ApiKeyService(db).create("partner", ["results:read"])
+        await db.commit()
+    headers = {"Authorization": f"Bearer {key}"}
+    packages = (await client.get("/api/v1/flow-results/packages", headers=headers)).json()["data"]
+    [package] = [p for p in packages if p["attributes"]["name"].endswith("percepcion")]
+    descriptor = (await client.get(f"/api/v1/flow-results/packages/{package['id']}", headers=headers)).json()
+    questions = descriptor["data"]["attributes"]["resources"][0]["schema"]["questions"]
+    assert questions["comentario"]["type"] == "open"
+    assert questions["agua"]["type_options"]["choices"] == ["nada", "poco", "algo", "bastante", "mucho"]
+    listing = await client.get(f"/api/v1/flow-results/packages/{package['id']}/responses", headers=headers)
+    assert listing.headers["content-type"].startswith("application/vnd.api+json")
+    responses = listing.json()["data"]["attributes"]["responses"]
+    by_session: dict[str, list[tuple[str, object]]] = {}
+    for row in responses:
+        by_session.setdefault(row[3], []).append((row[4], row[5]))
+    expected = [(q, None if v == "skipped" else v) for q, v in EXPECTED]
+    voice, sms = by_session.values()
+    assert voice == [*expected, ("comentario", None)]
+    assert sms == [*expected, ("comentario", "Escríbanme al [phone]")]
+    spoken = [row for row in responses if row[4] == "comentario" and row[5] is None]
+    assert spoken[0][6] == {"channel": "voice", "language": "spa", "spoken": True}
+    assert "911222333" not in listing.text
+    assert CALLER[1:] not in listing.text

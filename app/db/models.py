@@ -6,6 +6,7 @@ from app.callers.models import Caller
 from app.contacts.models import Contact
 from app.db.base import Base
 from app.outbox.models import OutboxMessage
+from app.recordings.models import Recording
 from app.sessions.models import CallSession, Interaction, WebhookDelivery
 from app.sms.models import InboundMessage
 from app.survey.models import Answer, ConsentCount, SurveyRun
@@ -22,6 +23,7 @@ __all__ = [
     "InboundMessage",
     "Interaction",
     "OutboxMessage",
+    "Recording",
     "Subscription",
     "SurveyRun",
     "WebhookDelivery",

@@ -105,6 +105,8 @@ def schema(package: Package) -> dict[str, Any]:
 def question_schema(flow: FlowDefinition, node: QuestionNode) -> dict[str, Any]:
     """A question's type, label (its prompt in the flow's first language) and options."""
     label = node.prompt.get(flow.languages[0]) or next(iter(node.prompt.values()), "")
+    if node.open is not None:
+        return {"type": "open", "label": label, "type_options": {}}
     if node.number is not None:
         return {
             "type": "numeric",

@@ -66,6 +66,7 @@ class FloipRepository:
                 Answer.language,
                 SurveyRun.caller_id,
                 SurveyRun.public_id,
+                Answer.text,
             )
             .join(SurveyRun, SurveyRun.id == Answer.run_id)
             .where(*conditions)

@@ -29,6 +29,8 @@ class StoredAnswer:
     language: str | None
     caller_id: int | None
     run_public_id: str
+    text: str | None = None
+    """A written open answer (phone numbers already masked)."""
 
 
 def timestamp(moment: datetime) -> str:
@@ -42,12 +44,15 @@ def iso639_3(language: str) -> str:
     return ISO_639_3.get(primary, primary)
 
 
-def response_value(value: str, question: QuestionNode | None) -> Response:
-    """A number for numeric questions, the choice name for select_one, and null for a skip."""
+def response_value(value: str, question: QuestionNode | None, text: str | None = None) -> Response:
+    """A number (numeric), the choice name (select_one), the written text (open); null otherwise."""
     # The spec has no "skipped" value: "skipped" is neither one of the choices (select_one) nor a
     # number (numeric), so a skip is a row whose response is null: the question was asked, not answered.
     if value == SKIPPED:
         return None
+    if question is not None and question.open is not None:
+        # A spoken answer stays with the case workers: a voice identifies a person, so partners get null.
+        return text if value == "text" else None
     if question is not None and question.number is not None and value.isascii() and value.isdigit():
         return int(value)
     return value
@@ -55,16 +60,18 @@ def response_value(value: str, question: QuestionNode | None) -> Response:
 
 def to_row(answer: StoredAnswer, contacts: ContactIds, questions: Mapping[str, QuestionNode]) -> Row:
     """The seven columns of one answer; metadata holds only the channel and the language."""
-    metadata = {
+    metadata: dict[str, str | bool | None] = {
         "channel": answer.channel,
         "language": iso639_3(answer.language) if answer.language else None,
     }
+    if answer.value == "recording":
+        metadata["spoken"] = True
     return [
         timestamp(answer.created_at),
         str(answer.id),
         contacts.contact_id(answer.caller_id, answer.run_public_id),
         answer.run_public_id,
         answer.question_id,
-        response_value(answer.value, questions.get(answer.question_id)),
+        response_value(answer.value, questions.get(answer.question_id), answer.text),
         metadata,
     ]

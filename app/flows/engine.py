@@ -13,12 +13,15 @@ from app.flows.events import (
     LanguageChosen,
     NodeEntered,
     NodeKind,
+    NoInput,
     Outcome,
     Prompt,
+    Recording,
     RunState,
     Say,
     Step,
     Subscribed,
+    TextMessage,
 )
 from app.flows.model import (
     ACCEPT_KEY,
@@ -92,7 +95,7 @@ def start(flow: FlowDefinition, *, language: str | None = None, memory: RunState
     return run.finish(run.enter(entry))
 
 
-def resume(flow: FlowDefinition, state: RunState, given: Input) -> Step:  # noqa: PLR0911 - one return per kind of node
+def resume(flow: FlowDefinition, state: RunState, given: Input) -> Step:
     """Apply one input to a waiting conversation."""
     if state.language is not None and state.language not in flow.languages:
         # The flow no longer offers the caller's language: let them choose again.
@@ -107,24 +110,7 @@ def resume(flow: FlowDefinition, state: RunState, given: Input) -> Step:  # noqa
         return run.finish(run.enter(flow.main if state.language else flow.start))
     if isinstance(node, MessageNode | EndNode):
         return run.finish(run.enter(state.node))
-    if not isinstance(given, Digits) or given.value == "":
-        return run.finish(run.retry(state, node, "", Outcome.NO_INPUT))
-    key = given.value.strip()
-    if isinstance(node, MenuNode):
-        return run.finish(run.on_menu(state, node, key))
-    if isinstance(node, LanguageMenuNode):
-        return run.finish(run.on_language(state, node, key))
-    if isinstance(node, SubscribeNode):
-        return run.finish(run.on_subscribe(state, node, key))
-    if isinstance(node, QuestionNode):
-        return run.finish(run.on_question(state, node, key))
-    if isinstance(node, ConsentNode):
-        return run.finish(run.on_consent(state, node, key))
-    if isinstance(node, ResumeNode):
-        return run.finish(run.on_resume(state, node, consent_after(flow, node), key))
-    if isinstance(node, ProfileCheckNode):
-        return run.finish(run.on_profile_check(state, node, key))
-    return run.finish(run.on_article(state, node, key))
+    return run.finish(run.on_input(state, node, given))
 
 
 def jump(flow: FlowDefinition, state: RunState, node_id: str) -> Step:
@@ -187,6 +173,39 @@ class _Run(SurveySteps):
                 self.say_system(_after_article(node))
             self.ask(node_id, node)
             return self.state_at(node_id)
+
+    def on_input(self, state: RunState, node: WaitingNode, given: Input) -> RunState:  # noqa: PLR0911
+        """Route one input by the kind of node waiting for it (one return per kind)."""
+        if isinstance(given, Recording):
+            if isinstance(node, QuestionNode) and node.open is not None:
+                return self.on_recording(state, node, given)
+            given = NoInput()  # a recording where none was asked for is not an answer
+        text = given.value if isinstance(given, Digits | TextMessage) else ""
+        key = text.strip()
+        if not key:
+            return self.retry(state, node, "", Outcome.NO_INPUT)
+        if isinstance(node, QuestionNode):
+            if node.open is not None and isinstance(given, TextMessage):
+                return self.on_open_text(state, node, text)
+            return self.on_question(state, node, key)
+        if isinstance(node, MenuNode):
+            return self.on_menu(state, node, key)
+        if isinstance(node, LanguageMenuNode):
+            return self.on_language(state, node, key)
+        if isinstance(node, SubscribeNode):
+            return self.on_subscribe(state, node, key)
+        return self.on_survey_step(state, node, key)
+
+    def on_survey_step(
+        self, state: RunState, node: ArticleNode | ConsentNode | ResumeNode | ProfileCheckNode, key: str
+    ) -> RunState:
+        if isinstance(node, ConsentNode):
+            return self.on_consent(state, node, key)
+        if isinstance(node, ResumeNode):
+            return self.on_resume(state, node, consent_after(self.flow, node), key)
+        if isinstance(node, ProfileCheckNode):
+            return self.on_profile_check(state, node, key)
+        return self.on_article(state, node, key)
 
     def on_menu(self, state: RunState, node: MenuNode, key: str) -> RunState:
         option = node.options.get(key)
@@ -272,6 +291,13 @@ class _Run(SurveySteps):
             # A number of any length, finished with #: e.g. an age or a count.
             self.events.append(Ask(node_id, keys, self.flow.input_timeout, self.language, None, "#"))
             return
+        if isinstance(node, QuestionNode) and node.open is not None:
+            # Speak after the tone; # ends, * skips.
+            ask = Ask(
+                node_id, keys, self.flow.input_timeout, self.language, None, "#*", node.open.max_seconds
+            )
+            self.events.append(ask)
+            return
         self.events.append(Ask(node_id, keys, self.flow.input_timeout, self.language))
 
     def say_system(self, name: str) -> None:
@@ -298,6 +324,8 @@ def _keys(flow: FlowDefinition, node: WaitingNode, language: str | None) -> tupl
     if isinstance(node, SubscribeNode):
         return (ACCEPT_KEY, REPEAT_KEY, MAIN_MENU_KEY)
     if isinstance(node, QuestionNode):
+        if node.open is not None:
+            return (SKIP_KEY, REPEAT_KEY)
         if node.number is not None:
             return (*"0123456789", SKIP_KEY)
         return (*flow.choices(node), REPEAT_KEY, MAIN_MENU_KEY, SKIP_KEY)

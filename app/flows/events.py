@@ -35,11 +35,29 @@ class Digits:
 
 
 @dataclass(frozen=True)
+class TextMessage:
+    """A text message: a key for menus, or a free-text answer for an open question."""
+
+    value: str
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A spoken answer Twilio recorded; the host stores the audio, the engine only passes it on."""
+
+    sid: str
+    url: str
+    duration: int
+    finished_with: str = ""
+    """The key that ended the recording (`*` skips the question)."""
+
+
+@dataclass(frozen=True)
 class NoInput:
     """The caller pressed nothing before the timeout."""
 
 
-Input = Digits | NoInput
+Input = Digits | TextMessage | Recording | NoInput
 
 
 class NodeKind(StrEnum):
@@ -111,6 +129,8 @@ class Ask:
     max_digits: int | None = 1
     """How many keys make an answer; None: any number, finished with ``finish_on_key``."""
     finish_on_key: str = ""
+    record_seconds: int | None = None
+    """Set for an open question by voice: record up to this many seconds instead of reading keys."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +177,10 @@ class Answered:
     """`select_one` or `numeric`, as in FLOIP Flow Results."""
     profile: str | None = None
     """For a demographic item, which one (gender, age_band, community): it also describes the session."""
+    text: str | None = None
+    """An open answer given by text."""
+    recording: Recording | None = None
+    """An open answer given by voice."""
 
 
 @dataclass(frozen=True)

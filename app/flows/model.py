@@ -145,6 +145,13 @@ class NumberRange(_Strict):
     max: int = Field(le=999_999)
 
 
+class OpenAnswer(_Strict):
+    """A free answer: spoken (recorded) by voice, written by SMS."""
+
+    max_seconds: int = Field(default=60, ge=5, le=300)
+    max_chars: int = Field(default=500, ge=1, le=1600)
+
+
 class QuestionNode(_Strict):
     """A survey question stored under a stable id: one key among ``choices``, or a ``number``."""
 
@@ -156,6 +163,7 @@ class QuestionNode(_Strict):
     choices: str | dict[str, Choice] | None = None
     """Choices keyed by keypad digit, or the name of a shared scale (see ``scales``)."""
     number: NumberRange | None = None
+    open: OpenAnswer | None = None
     profile: Literal["gender", "age_band", "community"] | None = None
     """A demographic item: the answer also describes the session (always offer prefer-not-to-say)."""
     next: NodeId

@@ -10,6 +10,7 @@ from app.flows.events import (
     NodeKind,
     Outcome,
     ProfileReused,
+    Recording,
     RunRestarted,
     RunState,
     SurveyClosed,
@@ -108,6 +109,33 @@ class SurveySteps:
         self.events.append(Answered(question, value, kind, node.profile))
         self.answered = (*self.answered, question)
         return self.enter(target)
+
+    def on_open_text(self, state: RunState, node: QuestionNode, text: str) -> RunState:
+        """A written answer; the conventional keys alone still skip, repeat or leave."""
+        if text.strip() in {SKIP_KEY, REPEAT_KEY, MAIN_MENU_KEY}:
+            return self.on_question(state, node, text.strip())
+        limit = node.open.max_chars if node.open is not None else len(text)
+        return self.open_answer(
+            state,
+            node,
+            Answered(node.question or state.node, "text", "open", node.profile, text=text.strip()[:limit]),
+        )
+
+    def on_recording(self, state: RunState, node: QuestionNode, recording: Recording) -> RunState:
+        """A spoken answer; ended with * (or empty), it is a skip, but the host still takes the audio."""
+        question = node.question or state.node
+        skipped = recording.finished_with == SKIP_KEY or recording.duration < 1
+        value = SKIPPED if skipped else "recording"
+        return self.open_answer(
+            state, node, Answered(question, value, "open", node.profile, recording=recording)
+        )
+
+    def open_answer(self, state: RunState, node: QuestionNode, answered: Answered) -> RunState:
+        outcome = Outcome.SKIPPED if answered.value == SKIPPED else Outcome.CHOSEN
+        self.events.append(InputReceived(state.node, NodeKind.QUESTION, answered.value, outcome, node.next))
+        self.events.append(answered)
+        self.answered = (*self.answered, answered.question)
+        return self.enter(node.next)
 
     def on_consent(self, state: RunState, node: ConsentNode, key: str) -> RunState:
         """1 starts; any other key goes back. Silence asks again: the caller may still be deciding."""

@@ -187,6 +187,8 @@ def _check_surveys(flow: FlowDefinition) -> Iterator[Problem]:
             consent = flow.nodes.get(node.next)
             if not isinstance(consent, ConsentNode) or consent.survey != node.survey:
                 yield Problem(node_id, f"a resume node must lead to the consent of survey {node.survey!r}")
+        if isinstance(node, QuestionNode) and node.profile is not None and node.open is not None:
+            yield Problem(node_id, "a profile question needs choices, not an open answer")
         if isinstance(node, QuestionNode) and node.profile is not None and isinstance(node.choices, dict):
             names = {choice.name for choice in node.choices.values()}
             if "prefiero_no_decir" not in names:
@@ -205,8 +207,8 @@ def _check_questions(flow: FlowDefinition) -> Iterator[Problem]:
         if question in seen:
             yield Problem(node_id, f"question id {question!r} is also used by node {seen[question]!r}")
         seen[question] = node_id
-        if (node.choices is None) == (node.number is None):
-            yield Problem(node_id, "a question needs either choices or number (not both)")
+        if sum(kind is not None for kind in (node.choices, node.number, node.open)) != 1:
+            yield Problem(node_id, "a question needs exactly one of choices, number or open")
         elif isinstance(node.choices, str) and node.choices not in flow.scales:
             yield Problem(node_id, f"unknown scale {node.choices!r}")
         elif isinstance(node.choices, dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from app.outbox.repository import OutboxRepository
 from app.outbox.twilio_http import client_factory as default_client_factory
 from app.outbox.worker import ClientFactory, OutboxWorker
 from app.privacy.masking import mask_phone_numbers
+from app.recordings.fetcher import RecordingFetcher
 from app.settings import Settings
 
 
@@ -59,16 +61,24 @@ async def run_worker(
     batch: int = 20,
     client_factory: ClientFactory = default_client_factory,
 ) -> int:
-    """Run one batch (how many rows it claimed) or poll until a signal (0)."""
+    """Run one batch of messages and recordings (how many rows claimed) or poll until a signal (0)."""
     async with _sessions(settings) as sessions:
         worker = OutboxWorker(sessions, settings, client_factory)
+        fetcher = RecordingFetcher(sessions, settings, client_factory)
         if not once:
-            await worker.run_forever(poll, batch)
+            # The fetcher polls beside the outbox; the worker owns the signal handlers, so it stops both.
+            fetching = asyncio.create_task(fetcher.run_forever(poll, batch))
+            try:
+                await worker.run_forever(poll, batch)
+            finally:
+                fetcher.stop()
+                await fetching
             return 0
         try:
-            return await worker.run_once(batch)
+            return await worker.run_once(batch) + await fetcher.run_once(batch)
         finally:
             await worker.aclose()
+            await fetcher.aclose()
 
 
 async def list_rows(settings: Settings, status: MessageStatus | None, limit: int) -> list[OutboxLine]:

@@ -32,7 +32,7 @@ from app.flows.model import FlowDefinition
 from app.privacy.pseudonym import Pseudonymizer
 from app.sessions.models import CallSession, Interaction
 from app.sessions.repository import SessionRepository
-from app.survey.service import SurveyService
+from app.survey.service import RecordingRegistrar, SurveyService
 
 Move = Callable[[FlowDefinition, RunState], Step]
 """An engine call on a flow and a state: resume with an input, or jump to a node."""
@@ -79,6 +79,7 @@ class ConversationService:
         flows: dict[str, FlowDefinition],
         pseudonyms: Pseudonymizer,
         news: NewsSubscriber | None = None,
+        recordings: RecordingRegistrar | None = None,
     ) -> None:
         self.db = db
         self.flows = flows
@@ -86,7 +87,7 @@ class ConversationService:
         self.news = news
         self.sessions = SessionRepository(db)
         self.callers = CallerRepository(db)
-        self.survey = SurveyService(db)
+        self.survey = SurveyService(db, recordings)
 
     async def begin(
         self, channel: Channel, provider_id: str, e164: str | None, flow_id: str

@@ -70,7 +70,7 @@ class SmsRenderer:
     def _question(self, node: QuestionNode, language: str) -> list[str]:
         """The question, its numbered choices (or the number it expects), and how to skip it."""
         skip = f"{SKIP_KEY} {self.flow.sms['skip'][language]}"
-        if node.number is not None:
+        if node.number is not None or node.open is not None:
             text = node.sms[language] if node.sms else node.prompt[language]
             return [text, skip]
         heading = _short(node.sms, node.prompt, language)

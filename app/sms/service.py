@@ -16,7 +16,7 @@ from app.callers.models import Caller
 from app.contacts.service import ContactService
 from app.db.base import utcnow
 from app.flows import engine
-from app.flows.events import Digits, NoInput, RunState
+from app.flows.events import NoInput, RunState, TextMessage
 from app.flows.model import FlowDefinition
 from app.sessions.models import CallSession
 from app.sessions.repository import SessionRepository
@@ -129,8 +129,7 @@ class SmsService:
         language_menu = self.flow.language_menu()
         if word is Keyword.LANGUAGE and language_menu is not None:
             return lambda flow, state: engine.jump(flow, state, language_menu)
-        text = body.strip()
-        given = Digits(text) if text else NoInput()
+        given = TextMessage(body) if body.strip() else NoInput()
         return lambda flow, state: engine.resume(flow, state, given)
 
     def _reply(self, session: CallSession, turn: Turn) -> str:

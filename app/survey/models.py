@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, UTCDateTime, utcnow
@@ -48,7 +48,11 @@ class Answer(Base):
     question_id: Mapped[str] = mapped_column(String(64))
     value: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))
-    """select_one or numeric (open answers come with recordings)."""
+    """select_one, numeric or open."""
+    text: Mapped[str | None] = mapped_column(Text)
+    """An open answer written by SMS, with anything shaped like a phone number masked."""
+    recording_id: Mapped[int | None] = mapped_column(ForeignKey("recordings.id", ondelete="SET NULL"))
+    """An open answer spoken by voice: the recording, fetched from Twilio and deleted there."""
     channel: Mapped[str] = mapped_column(String(8))
     language: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,18 +21,32 @@ from app.flows.events import (
     RunState,
     SurveyClosed,
 )
-from app.flows.model import FlowDefinition, QuestionNode
+from app.flows.model import SKIPPED, FlowDefinition, QuestionNode
+from app.privacy.masking import mask_phone_numbers
+from app.recordings.errors import RecordingRefused
+from app.recordings.models import Recording as StoredRecording
 from app.sessions.models import CallSession
 from app.survey.models import Answer, ConsentCount, SurveyRun
 
+log = logging.getLogger(__name__)
 PROFILE_FIELDS = ("gender", "age_band", "community")
+
+
+class RecordingRegistrar(Protocol):
+    """Takes a spoken answer's recording for the worker to fetch from Twilio (and delete there)."""
+
+    async def register(
+        self, session_id: str | None, recording_sid: str, recording_url: str, duration: int | None
+    ) -> StoredRecording:
+        """Store the recording's reference; idempotent per recording sid."""
 
 
 class SurveyService:
     """Keeps one open run per caller and survey; only flushes, the conversation commits."""
 
-    def __init__(self, db: AsyncSession) -> None:
+    def __init__(self, db: AsyncSession, recordings: RecordingRegistrar | None = None) -> None:
         self.db = db
+        self.recordings = recordings
 
     async def memory(self, caller_id: int | None, flow: FlowDefinition) -> RunState:
         """What the engine needs to know at the start of a session: an unfinished run, a stored profile."""
@@ -108,19 +124,41 @@ class SurveyService:
 
     async def _answer(self, session: CallSession, event: Answered) -> None:
         """Store an answer once per run; a profile item also describes the session from now on."""
+        recording_id = await self._take_recording(session, event)
         run = await self._session_run(session)
         if run is None:
             return  # an answer outside an accepted survey (a flow without consent) is not a result
-        await self._insert_answer(run, session, event.question, event.value, event.kind, utcnow())
+        text = mask_phone_numbers(event.text) if event.text else None
+        # A recording that could not be taken is no answer: it counts as skipped.
+        value = SKIPPED if event.recording is not None and recording_id is None else event.value
+        await self._insert_answer(
+            run,
+            session,
+            event.question,
+            value,
+            event.kind,
+            utcnow(),
+            text=text,
+            recording_id=recording_id,
+        )
         if event.profile in PROFILE_FIELDS:
-            value = None if event.value in {"skipped", "prefiero_no_decir"} else event.value
-            setattr(session, event.profile, value)
-            setattr(run, event.profile, value)
+            described = None if event.value in {SKIPPED, "prefiero_no_decir"} else event.value
+            setattr(session, event.profile, described)
+            setattr(run, event.profile, described)
         run.last_session_id = session.id
         run.updated_at = utcnow()
 
     async def _insert_answer(
-        self, run: SurveyRun, session: CallSession, question: str, value: str, kind: str, now: datetime
+        self,
+        run: SurveyRun,
+        session: CallSession,
+        question: str,
+        value: str,
+        kind: str,
+        now: datetime,
+        *,
+        text: str | None = None,
+        recording_id: int | None = None,
     ) -> None:
         await insert_ignoring_conflicts(
             self.db,
@@ -134,10 +172,29 @@ class SurveyService:
                 "kind": kind,
                 "channel": session.channel,
                 "language": session.language,
+                "text": text,
+                "recording_id": recording_id,
                 "created_at": now,
             },
             ["run_id", "question_id"],
         )
+
+    async def _take_recording(self, session: CallSession, event: Answered) -> int | None:
+        """Every recording is registered, even a skip's, so the worker deletes it at Twilio."""
+        if event.recording is None:
+            return None
+        if self.recordings is None:
+            raise RuntimeError("a spoken answer arrived but no recording store is configured")
+        recording = event.recording
+        try:
+            stored = await self.recordings.register(
+                session.id, recording.sid, recording.url, recording.duration
+            )
+        except RecordingRefused as error:
+            # Not Twilio's URL for this account: never fetched (credentials would go there).
+            log.warning("session %s: %s", session.id, error)
+            return None
+        return None if event.value == SKIPPED else stored.id
 
     async def _stored_profile(self, caller_id: int, excluding: int | None = None) -> SurveyRun | None:
         """The latest run (other than ``excluding``) in which this caller described themselves."""

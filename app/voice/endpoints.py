@@ -13,9 +13,10 @@ from app.broadcasts.service import BroadcastService
 from app.contacts.deps import ContactsDep
 from app.deps import FlowsDep, PseudonymsDep, SessionDep, SettingsDep
 from app.errors import InvalidWebhook
-from app.flows.events import Digits, NoInput
+from app.flows.events import Digits, NoInput, Recording
 from app.outbox.service import Outbox
 from app.privacy.pseudonym import normalize_e164
+from app.recordings.service import RecordingService
 from app.sessions.service import Channel, ConversationService, Replay, Turn
 from app.settings import Settings
 from app.voice.callback import CallbackService
@@ -28,12 +29,14 @@ router = APIRouter(prefix="/twilio/voice", tags=["twilio"], route_class=TwimlRou
 
 CALL_SID = r"^CA[0-9a-fA-F]{32}$"
 SESSION_ID = r"^[0-9a-f]{32}$"
+RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
 
 
 def _conversations(
     db: SessionDep, flows: FlowsDep, pseudonyms: PseudonymsDep, settings: SettingsDep, contacts: ContactsDep
 ) -> ConversationService:
-    return ConversationService(db, flows, pseudonyms, BroadcastService(db, contacts, Outbox(db, settings)))
+    news = BroadcastService(db, contacts, Outbox(db, settings))
+    return ConversationService(db, flows, pseudonyms, news, RecordingService(db, settings))
 
 
 def _renderer(request: Request) -> VoiceRenderer:
@@ -135,10 +138,26 @@ async def step(
 ) -> Response:
     """Apply the caller's key press (or silence) and answer with the next prompt."""
     call_sid = _call_sid(form)
-    digits = form.get("Digits", "")
-    given = Digits(digits) if digits else NoInput()
+    given = _recording(form) if "RecordingSid" in form else _keys(form)
     result = await conversations.advance(session_id, number, call_sid, given, _caller_number(form))
     return await _answer(result, conversations, renderer, settings.public_base_url)
+
+
+def _keys(form: dict[str, str]) -> Digits | NoInput:
+    digits = form.get("Digits", "")
+    return Digits(digits) if digits else NoInput()
+
+
+def _recording(form: dict[str, str]) -> Recording:
+    """A spoken answer Twilio recorded (the audio stays at Twilio until the worker fetches it)."""
+    sid, url, duration = (
+        form.get("RecordingSid", ""),
+        form.get("RecordingUrl", ""),
+        form.get("RecordingDuration", ""),
+    )
+    if not RECORDING_SID.match(sid) or not url.startswith("https://") or not duration.isdigit():
+        raise InvalidWebhook("RecordingSid, RecordingUrl or RecordingDuration missing or malformed")
+    return Recording(sid=sid, url=url, duration=int(duration[:6]), finished_with=form.get("Digits", "")[:1])
 
 
 @router.post("/status", summary="Call status callback")

@@ -31,6 +31,21 @@ class VoiceRenderer:
         for event in events:
             if isinstance(event, Say):
                 pending.append(event.prompt)
+            elif isinstance(event, Ask) and event.record_seconds is not None:
+                # <Record> cannot hold prompts: they play first. Twilio skips the action when it hears
+                # nothing, so the <Redirect> brings silence back to the same step as "no input".
+                self._add_prompts(response, pending)
+                pending = []
+                response.record(
+                    action=action_url,
+                    method="POST",
+                    max_length=event.record_seconds,
+                    finish_on_key=event.finish_on_key,
+                    play_beep=True,
+                    trim="trim-silence",
+                    timeout=5,
+                )
+                response.redirect(action_url, method="POST")
             elif isinstance(event, Ask):
                 gather = Gather(
                     input="dtmf",
