@@ -17,4 +17,6 @@ def configure_logging(level: str = "INFO") -> None:
         handler.setFormatter(logging.Formatter(FORMAT))
         root.addHandler(handler)
     root.setLevel(level.upper())
+    # httpx logs every request URL at INFO; a redirected recording URL is a short-lived credential.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     install_masking()

@@ -140,7 +140,10 @@ async def test_fetch_stores_a_private_file_then_deletes_at_twilio(
     """The bytes land as 0600 in a 0700 folder, Twilio's copy is deleted once, the row is `stored`."""
     sid = new_sid()
     media, delete = routes(twilio, sid)
-    media.mock(return_value=mp3())
+    # Twilio redirects media to its storage host; the account's credentials must not follow.
+    storage = "https://media.storage.example/signed/abc"
+    media.mock(return_value=httpx.Response(302, headers={"Location": storage}))
+    moved = twilio.get(storage).mock(return_value=mp3())
     delete.mock(return_value=deleted())
     recording = await register(sessions, outbound, clock, sid)
     assert await fetcher.run_once() == 1
@@ -152,26 +155,11 @@ async def test_fetch_stores_a_private_file_then_deletes_at_twilio(
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
     assert (media.call_count, delete.call_count) == (1, 1)
     assert media.calls.last.request.headers["Authorization"].startswith("Basic ")
+    assert "Authorization" not in moved.calls.last.request.headers
     stored = await row(sessions, sid)
     assert (stored.status, stored.attempts, stored.last_error) == ("stored", 1, None)
     assert (stored.size_bytes, stored.media_type) == (len(AUDIO), "audio/mpeg")
     assert stored.stored_at == stored.remote_deleted_at == clock.now
-
-
-async def test_redirect_to_storage_host_drops_the_credentials(
-    twilio: respx.MockRouter, fetcher: RecordingFetcher, sessions: Sessions, outbound: Settings, clock: Clock
-) -> None:
-    """Twilio redirects media to its storage host; the account's credentials do not follow."""
-    sid = new_sid()
-    media, delete = routes(twilio, sid)
-    storage = "https://media.storage.example/signed/abc"
-    media.mock(return_value=httpx.Response(302, headers={"Location": storage}))
-    moved = twilio.get(storage).mock(return_value=mp3())
-    delete.mock(return_value=deleted())
-    await register(sessions, outbound, clock, sid)
-    assert await fetcher.run_once() == 1
-    assert "Authorization" not in moved.calls.last.request.headers
-    assert (await row(sessions, sid)).status == "stored"
 
 
 async def test_server_error_on_download_is_retried(
