@@ -310,3 +310,16 @@ def test_voice_records_the_open_answer_and_comes_back_on_silence() -> None:
     assert 'maxLength="30"' in twiml
     assert "<Redirect" in twiml
     assert "<Gather" not in twiml
+
+
+@pytest.mark.parametrize("text", ["cuatro", "4 hijos", "4a", "-3", "٤"])
+def test_letters_in_an_sms_number_answer_reask(text: str) -> None:
+    """By SMS a number question takes digits only; anything else asks again and stores nothing."""
+    state = start(FLOW, language="es").state
+    for key in ("1", "3", "2"):
+        state = resume(FLOW, state, Digits(key)).state
+    step = resume(FLOW, state, TextMessage(text))
+    assert answers([step]) == []
+    assert said(step.events) == ["_invalid", "children"]
+    good = resume(FLOW, state, TextMessage(" 4 "))
+    assert answers([good]) == [("children", "4", "numeric")]

@@ -79,15 +79,21 @@ def _call(client: httpx.AsyncClient, signer: TwilioSigner, flows: dict[str, Flow
     return Call(client=client, signer=signer, flows=flows, caller=CALLER, account_sid=ACCOUNT_SID)
 
 
+@pytest.mark.parametrize(("key", "language"), [("1", "es"), ("2", "qu")])
 async def test_a_caller_completes_the_survey_by_voice(
-    client: httpx.AsyncClient, signer: TwilioSigner, flows: dict[str, FlowDefinition], database_url: str
+    client: httpx.AsyncClient,
+    signer: TwilioSigner,
+    flows: dict[str, FlowDefinition],
+    database_url: str,
+    key: str,
+    language: str,
 ) -> None:
-    """Consent, profile and seven questions: every answer stored once by name, the run completed."""
+    """Consent, profile, seven questions and a spoken comment: each answer stored once by name."""
     hotline = flows["hotline"]
-    screens = await walk(_call(client, signer, flows), ["1", "2", "1", *PROFILE, *LIKERT, SPOKEN])
-    assert screens[2].prompts[0].text == hotline.nodes["survey_consent"].prompt["es"]
+    screens = await walk(_call(client, signer, flows), [key, "2", "1", *PROFILE, *LIKERT, SPOKEN])
+    assert screens[2].prompts[0].text == hotline.nodes["survey_consent"].prompt[language]
     assert screens[-2].record_action is not None, "the open question records the caller's voice"
-    assert screens[-1].prompts[0].text == hotline.nodes["survey_thanks"].prompt["es"]
+    assert screens[-1].prompts[0].text == hotline.nodes["survey_thanks"].prompt[language]
     assert answers(database_url) == [*EXPECTED, SPOKEN_ANSWER]
     [recording] = rows(database_url, Recording)
     assert recording.status == "pending", "the worker fetches it from Twilio, then deletes it there"
@@ -107,18 +113,19 @@ async def test_a_caller_completes_the_survey_by_voice(
     assert all(i.gender == "mujer" for i in later)
 
 
-async def test_the_same_survey_by_sms_in_quechua(
-    client: httpx.AsyncClient, signer: TwilioSigner, database_url: str
+@pytest.mark.parametrize(("key", "language"), [("1", "es"), ("2", "qu")])
+async def test_the_same_survey_by_sms(
+    client: httpx.AsyncClient, signer: TwilioSigner, database_url: str, key: str, language: str
 ) -> None:
     """Numbered choices by text; answers land in the same results, with the channel recorded."""
     phone = TextPhone(client=client, signer=signer, sender=CALLER)
-    for body in ["hola", "2", "2", "1", *PROFILE, *LIKERT, "Yakuqa qhillichasqam. Waqyaway 987654321"]:
+    for body in ["hola", key, "2", "1", *PROFILE, *LIKERT, "Yakuqa qhillichasqam. Waqyaway 987654321"]:
         await phone.text(body)
     assert answers(database_url) == [*EXPECTED, ("comentario", "text")]
     stored = rows(database_url, Answer)
     [written] = [a for a in stored if a.question_id == "comentario"]
     assert written.text == "Yakuqa qhillichasqam. Waqyaway [phone]", "numbers in free text are masked"
-    assert {(a.channel, a.language) for a in stored} == {("sms", "qu")}
+    assert {(a.channel, a.language) for a in stored} == {("sms", language)}
     assert runs(database_url)[0].status == "completed"
 
 
