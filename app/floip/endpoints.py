@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 
 from app.apikeys.deps import API_KEY_RESPONSES, ResultsReader
 from app.deps import FlowsDep, SessionDep, SettingsDep
+from app.errors import RimayError
 from app.floip.descriptor import api_resource, descriptor, summary
-from app.floip.errors import FloipError, UnsupportedParameter
+from app.floip.errors import UnsupportedParameter
 from app.floip.keys import FloipKeys
 from app.floip.query import parse_query
 from app.floip.service import FloipService
 from app.floip.surveys import Package
+from app.webhooks.routes import GuardedRoute
 
 log = logging.getLogger(__name__)
 PREFIX: Final = "/api/v1/flow-results"
@@ -38,26 +37,20 @@ def error_response(status: int, code: str, detail: str) -> JsonApiResponse:
     return JsonApiResponse({"error": code, "detail": detail, "errors": errors}, status_code=status)
 
 
-class FloipRoute(APIRoute):
+class FloipRoute(GuardedRoute):
     """Bad input gets a 400 with a stable code, never a 500; API key refusals pass through."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        original = super().get_route_handler()
+    def malformed(self, request: Request) -> Response:
+        """Parameters that do not validate."""
+        return error_response(400, "invalid_request", "the request parameters are malformed")
 
-        async def handler(request: Request) -> Response:
-            try:
-                return await original(request)
-            except HTTPException:
-                raise
-            except RequestValidationError:
-                return error_response(400, "invalid_request", "the request parameters are malformed")
-            except FloipError as error:
-                return error_response(error.status_code, error.code, str(error))
-            except Exception:
-                log.exception("flow results request %s failed", request.url.path)
-                return error_response(503, "temporarily_unavailable", "try again later")
+    def refused(self, request: Request, error: RimayError) -> Response:
+        """A typed refusal, with its stable code."""
+        return error_response(error.status_code, error.code, str(error))
 
-        return handler
+    def failed(self, request: Request) -> Response:
+        """An unexpected failure, already logged."""
+        return error_response(503, "temporarily_unavailable", "try again later")
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {

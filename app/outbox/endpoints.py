@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from app.deps import SessionDep, SettingsDep
 from app.outbox.models import MessageStatus
 from app.outbox.service import Outbox
-from app.webhooks.routes import WebhookRoute
+from app.webhooks.routes import GuardedRoute
 from app.webhooks.signature import TwilioForm
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ REPORTED: dict[str, MessageStatus | None] = {
 """Twilio's message statuses; those mapped to None are acknowledged without changing the row."""
 
 
-router = APIRouter(tags=["twilio"], route_class=WebhookRoute)
+router = APIRouter(tags=["twilio"], route_class=GuardedRoute)
 
 
 @router.post("/twilio/sms/status", summary="Delivery status of a message sent by the outbox")

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 TWIML = "application/xml"
 
 
-class WebhookRoute(APIRoute):
+class GuardedRoute(APIRoute):
     """Never a bare 500: malformed input, typed refusals and bugs each get an answer from a subclass."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -54,7 +54,7 @@ class WebhookRoute(APIRoute):
         return JSONResponse({"error": "temporarily_unavailable"}, status_code=503)
 
 
-class TwimlRoute(WebhookRoute):
+class TwimlRoute(GuardedRoute):
     """Errors become the app's TwiML apology (in Spanish and Quechua) instead of Twilio's English one."""
 
     def malformed(self, request: Request) -> Response:
