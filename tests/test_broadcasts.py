@@ -239,3 +239,23 @@ async def test_sms_menu_subscribes_too(
     assert await _subscriptions(sessions) == []
     await phone.text("1")
     assert await _subscriptions(sessions) == [("qu", "sms")]
+
+
+@pytest.mark.parametrize(
+    "subscribe_first", [True, False], ids=["subscribe-then-survey", "survey-then-subscribe"]
+)
+async def test_the_survey_profile_places_a_subscriber_in_a_community(
+    outbound: Settings,
+    client: httpx.AsyncClient,
+    signer: TwilioSigner,
+    sessions: Sessions,
+    subscribe_first: bool,
+) -> None:
+    """The community a subscriber gives in the survey is where community news reaches them."""
+    phone = _phone(client, signer, SPANISH)
+    survey = ["hola", "1", "2", "1", "1", "3", "2", "*"]  # profile: mujer, 30-44, morococha; then leave
+    for body in ["NOTICIAS", *survey] if subscribe_first else [*survey, "NOTICIAS"]:
+        await phone.text(body)
+    await _phone(client, signer, QUECHUA).text("NOTICIAS")
+    assert await _broadcast(sessions, outbound, TEXTS, community="morococha") == 1
+    assert await _broadcast(sessions, outbound, TEXTS, community="la_oroya") == 0

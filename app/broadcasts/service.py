@@ -17,6 +17,7 @@ from app.errors import RimayError
 from app.outbox.models import OutboxMessage
 from app.outbox.service import Outbox
 from app.sms.segments import capacity, encoding, fits, length_units
+from app.survey.models import SurveyRun
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,13 @@ class BroadcastService:
         subscription = await self.db.scalar(select(Subscription).where(Subscription.caller_id == caller_id))
         if subscription is not None:
             subscription.language = language
+            # The community the caller gave in their latest survey profile, if any.
+            subscription.community = await self.db.scalar(
+                select(SurveyRun.community)
+                .where(SurveyRun.caller_id == caller_id, SurveyRun.community.is_not(None))
+                .order_by(SurveyRun.id.desc())
+                .limit(1)
+            )
         log.info("caller %s subscribed to news in %s by %s", caller_id, language, channel)
 
     async def unsubscribe(self, caller_id: int) -> None:

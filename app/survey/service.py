@@ -10,6 +10,7 @@ from typing import Protocol
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.broadcasts.models import Subscription
 from app.db.base import utcnow
 from app.db.upsert import insert_ignoring_conflicts
 from app.flows.events import (
@@ -145,6 +146,8 @@ class SurveyService:
             described = None if event.value in {SKIPPED, "prefiero_no_decir"} else event.value
             setattr(session, event.profile, described)
             setattr(run, event.profile, described)
+            if event.profile == "community":
+                await self._news_community(session.caller_id, described)
         run.last_session_id = session.id
         run.updated_at = utcnow()
 
@@ -218,12 +221,20 @@ class SurveyService:
             node.profile: question for question, node in question_nodes(flow).items() if node.profile
         }
         now = utcnow()
+        await self._news_community(session.caller_id, previous.community)
         for field in PROFILE_FIELDS:
             value = getattr(previous, field)
             setattr(session, field, value)
             setattr(run, field, value)
             if value is not None and field in questions:
                 await self._insert_answer(run, session, questions[field], value, "select_one", now)
+
+    async def _news_community(self, caller_id: int | None, community: str | None) -> None:
+        """A news subscriber's community follows what they said last, so community news reaches them."""
+        if caller_id is not None:
+            await self.db.execute(
+                update(Subscription).where(Subscription.caller_id == caller_id).values(community=community)
+            )
 
     async def _count_consent(self, session: CallSession, event: ConsentGiven) -> None:
         """Add one to today's accepted or declined count; nothing links it to the caller."""
