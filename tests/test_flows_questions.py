@@ -323,3 +323,11 @@ def test_letters_in_an_sms_number_answer_reask(text: str) -> None:
     assert said(step.events) == ["_invalid", "children"]
     good = resume(FLOW, state, TextMessage(" 4 "))
     assert answers([good]) == [("children", "4", "numeric")]
+
+
+def test_answered_questions_are_passed_whatever_their_id() -> None:
+    """A resumed run skips answered questions, whether their id is explicit (agua) or the node id (age)."""
+    memory = RunState(node="main", answered=("agua", "age"))
+    state = start(FLOW, language="es", memory=memory).state
+    step = resume(FLOW, state, Digits("1"))
+    assert said(step.events) == ["children"]

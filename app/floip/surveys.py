@@ -15,6 +15,7 @@ from app.flows.model import (
     ProfileCheckNode,
     QuestionNode,
     ResumeNode,
+    question_id,
 )
 from app.flows.validate import targets
 
@@ -63,7 +64,7 @@ def survey_questions(flow: FlowDefinition, survey: str) -> dict[str, QuestionNod
         seen.add(node_id)
         node = flow.node(node_id)
         if isinstance(node, QuestionNode):
-            found.setdefault(node.question or node_id, node)
+            found.setdefault(question_id(node_id, node), node)
         pending.extend(reversed(list(_within_survey(node, survey))))
     return found
 

@@ -156,7 +156,7 @@ class _Run(SurveySteps):
                     f"flow {self.flow.id!r} entered more than {MAX_STEPS} nodes for one input"
                 )
             node = self.flow.node(node_id)
-            instead = self.passes(node)
+            instead = self.passes(node_id, node)
             if instead is not None:
                 node_id = instead
                 continue

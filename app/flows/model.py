@@ -255,6 +255,18 @@ class FlowDefinition(_Strict):
                 return node_id
         return None
 
+    def questions(self) -> dict[str, QuestionNode]:
+        """Every question by its stable id."""
+        return {
+            question_id(node_id, node): node
+            for node_id, node in self.nodes.items()
+            if isinstance(node, QuestionNode)
+        }
+
+    def profile_questions(self) -> dict[str, str]:
+        """The question id asking each profile item (gender, age_band, community)."""
+        return {node.profile: question for question, node in self.questions().items() if node.profile}
+
     def choices(self, node: QuestionNode) -> dict[str, Choice]:
         """A question's choices, resolving a shared scale by name (empty for number questions)."""
         if isinstance(node.choices, str):
@@ -271,6 +283,11 @@ class FlowDefinition(_Strict):
             yield node_id, node.prompt
         for name, text in self.system.items():
             yield system_prompt_key(name), text
+
+
+def question_id(node_id: str, node: QuestionNode) -> str:
+    """The id a question's answers are stored under: its ``question``, or else its node id."""
+    return node.question or node_id
 
 
 def system_prompt_key(name: str) -> str:

@@ -27,6 +27,7 @@ from app.flows.model import (
     ProfileCheckNode,
     QuestionNode,
     ResumeNode,
+    question_id,
 )
 
 CONTINUE_KEY = "1"
@@ -63,16 +64,16 @@ class SurveySteps:
         """Re-ask after a wrong key (provided by the run)."""
         raise NotImplementedError
 
-    def passes(self, node: AnyNode) -> str | None:
+    def passes(self, node_id: str, node: AnyNode) -> str | None:
         """Where to go instead of stopping at a node the caller must not be asked, or None to stop."""
-        if isinstance(node, QuestionNode) and (node.question or "") in self.answered:
+        if isinstance(node, QuestionNode) and question_id(node_id, node) in self.answered:
             return node.next
         if isinstance(node, ResumeNode) and not self.memory.open_run:
             return node.next
         if isinstance(node, ProfileCheckNode):
             if not self.memory.has_profile:
                 return node.next
-            if any(q in self.answered for q in _profile_questions(self.flow)):
+            if any(q in self.answered for q in self.flow.profile_questions().values()):
                 return node.next  # a continued run: its profile questions left are asked, not re-checked
         return None
 
@@ -84,7 +85,7 @@ class SurveySteps:
             self.events.append(SurveyClosed(node.ineligible_for, "ineligible"))
 
     def on_question(self, state: RunState, node: QuestionNode, key: str) -> RunState:
-        question = node.question or state.node
+        question = question_id(state.node, node)
         if key == SKIP_KEY:
             return self.answer(state, node, question, SKIPPED, key, node.next)
         if node.number is not None:
@@ -118,12 +119,12 @@ class SurveySteps:
         return self.open_answer(
             state,
             node,
-            Answered(node.question or state.node, "text", "open", node.profile, text=text.strip()[:limit]),
+            Answered(question_id(state.node, node), "text", "open", node.profile, text=text.strip()[:limit]),
         )
 
     def on_recording(self, state: RunState, node: QuestionNode, recording: Recording) -> RunState:
         """A spoken answer; ended with * (or empty), it is a skip, but the host still takes the audio."""
-        question = node.question or state.node
+        question = question_id(state.node, node)
         skipped = recording.finished_with == SKIP_KEY or recording.duration < 1
         value = SKIPPED if skipped else "recording"
         return self.open_answer(
@@ -172,14 +173,6 @@ class SurveySteps:
 def _number_in(key: str, low: int, high: int) -> bool:
     """A whole number typed on the keypad (ASCII digits only), within the range."""
     return key.isascii() and key.isdigit() and len(key) <= MAX_NUMBER_DIGITS and low <= int(key) <= high
-
-
-def _profile_questions(flow: FlowDefinition) -> list[str]:
-    return [
-        node.question or node_id
-        for node_id, node in flow.nodes.items()
-        if isinstance(node, QuestionNode) and node.profile is not None
-    ]
 
 
 def consent_after(flow: FlowDefinition, node: ResumeNode) -> str | None:

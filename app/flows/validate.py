@@ -25,6 +25,7 @@ from app.flows.model import (
     ReviewStatus,
     SubscribeNode,
     Text,
+    question_id,
     spoken_seconds,
 )
 from app.sms.segments import capacity, encoding, fits, length_units
@@ -203,7 +204,7 @@ def _check_questions(flow: FlowDefinition) -> Iterator[Problem]:
     for node_id, node in flow.nodes.items():
         if not isinstance(node, QuestionNode):
             continue
-        question = node.question or node_id
+        question = question_id(node_id, node)
         if question in seen:
             yield Problem(node_id, f"question id {question!r} is also used by node {seen[question]!r}")
         seen[question] = node_id

@@ -22,7 +22,7 @@ from app.flows.events import (
     RunState,
     SurveyClosed,
 )
-from app.flows.model import SKIPPED, FlowDefinition, QuestionNode
+from app.flows.model import SKIPPED, FlowDefinition
 from app.privacy.masking import mask_phone_numbers
 from app.recordings.errors import RecordingRefused
 from app.recordings.models import Recording as StoredRecording
@@ -217,9 +217,7 @@ class SurveyService:
         previous = await self._stored_profile(session.caller_id, excluding=run.id)
         if previous is None:
             return
-        questions = {
-            node.profile: question for question, node in question_nodes(flow).items() if node.profile
-        }
+        questions = flow.profile_questions()
         now = utcnow()
         await self._news_community(session.caller_id, previous.community)
         for field in PROFILE_FIELDS:
@@ -254,12 +252,3 @@ class SurveyService:
             .where(*(getattr(ConsentCount, name) == value for name, value in key.items()))
             .values({column: getattr(ConsentCount, column) + 1})
         )
-
-
-def question_nodes(flow: FlowDefinition) -> dict[str, QuestionNode]:
-    """Every question of a flow by its stable id."""
-    return {
-        node.question or node_id: node
-        for node_id, node in flow.nodes.items()
-        if isinstance(node, QuestionNode)
-    }
