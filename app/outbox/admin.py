@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.base import utcnow
 from app.db.engine import make_async_engine, make_sessionmaker
 from app.outbox.models import MessageStatus
+from app.outbox.polling import ClientFactory
 from app.outbox.repository import OutboxRepository
 from app.outbox.twilio_http import client_factory as default_client_factory
-from app.outbox.worker import ClientFactory, OutboxWorker
+from app.outbox.worker import OutboxWorker
 from app.privacy.masking import mask_phone_numbers
 from app.recordings.fetcher import RecordingFetcher
 from app.settings import Settings

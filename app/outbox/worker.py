@@ -14,8 +14,7 @@ import logging
 import random
 import signal
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,20 +23,21 @@ from app.contacts.models import ContactPurpose
 from app.contacts.service import ContactService
 from app.db.base import utcnow
 from app.outbox.models import MessageKind, MessageStatus
+from app.outbox.polling import ClientFactory, PollingWorker
 from app.outbox.repository import Job, OutboxRepository, short_error
-from app.outbox.retry import Backoff, classify
+from app.outbox.retry import classify
 from app.outbox.sender import TwilioSender
 from app.outbox.twilio_http import client_factory as default_client_factory
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
-ClientFactory = Callable[[Settings], Any]
-"""Builds a twilio `Client` whose http client is asynchronous (see `twilio_http.client_factory`)."""
 STALE_REASON = "outcome unknown after worker crash"
 
 
-class OutboxWorker:
+class OutboxWorker(PollingWorker):
     """Sends outbox rows; several may run at once (PostgreSQL), each claiming rows the others skip."""
+
+    label = "outbox worker"
 
     def __init__(
         self,
@@ -48,15 +48,9 @@ class OutboxWorker:
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
     ) -> None:
-        self.sessionmaker = sessionmaker
-        self.settings = settings
-        self.client_factory = client_factory
-        self.clock = clock
-        self.backoff = Backoff(rng=rng or random.Random())  # noqa: S311 - jitter, not secrecy
-        self.lease = timedelta(seconds=settings.outbox_lease_seconds)
+        super().__init__(sessionmaker, settings, client_factory, clock=clock, rng=rng)
         self.cipher = ContactCipher.from_secret(settings.contact_secret)
         self._sender: TwilioSender | None = None
-        self._stopping = asyncio.Event()
 
     async def run_once(self, batch: int = 20) -> int:
         """Send what is due now, up to ``batch`` rows; how many rows were claimed."""
@@ -77,20 +71,12 @@ class OutboxWorker:
                 installed.append(signum)
         log.info("outbox worker started (poll every %ss, batches of %s)", poll_interval, batch)
         try:
-            while not self._stopping.is_set():
-                claimed = await self._run_safely(batch)
-                if claimed < batch:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), poll_interval)
+            await self.poll(poll_interval, batch)
         finally:
             for signum in installed:
                 loop.remove_signal_handler(signum)
             await self.aclose()
             log.info("outbox worker stopped")
-
-    def stop(self) -> None:
-        """Ask `run_forever` to return after the current batch."""
-        self._stopping.set()
 
     async def aclose(self) -> None:
         """Close the Twilio connection pool."""
@@ -99,14 +85,6 @@ class OutboxWorker:
             if close is not None:
                 await close()
             self._sender = None
-
-    async def _run_safely(self, batch: int) -> int:
-        try:
-            return await self.run_once(batch)
-        except Exception:
-            # A database hiccup must not kill the worker; rows stay pending or are recovered by lease.
-            log.exception("outbox worker: a run failed; trying again after the poll interval")
-            return 0
 
     def _twilio(self) -> TwilioSender:
         if self._sender is None:

@@ -9,11 +9,10 @@ leaves its rows due again afterwards, which is safe because fetching and deletin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -21,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from twilio.base.exceptions import TwilioRestException
 
 from app.db.base import utcnow
-from app.outbox.retry import Backoff, SendFailure, classify
+from app.outbox.polling import ClientFactory, PollingWorker
+from app.outbox.retry import SendFailure, classify
 from app.outbox.twilio_http import DEFAULT_TIMEOUT
 from app.outbox.twilio_http import client_factory as default_client_factory
 from app.recordings.repository import FetchJob, RecordingRepository
@@ -30,7 +30,6 @@ from app.recordings.storage import write_private
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
-ClientFactory = Callable[[Settings], Any]
 DEFAULT_MEDIA_TYPE = "audio/mpeg"
 
 
@@ -53,8 +52,10 @@ def failure_of(error: Exception) -> SendFailure | None:
     return classify(error)
 
 
-class RecordingFetcher:
+class RecordingFetcher(PollingWorker):
     """Moves recordings from Twilio to the data directory; several may run at once (PostgreSQL)."""
+
+    label = "recording fetcher"
 
     def __init__(
         self,
@@ -66,16 +67,10 @@ class RecordingFetcher:
         rng: random.Random | None = None,
         http: httpx.AsyncClient | None = None,
     ) -> None:
-        self.sessionmaker = sessionmaker
-        self.settings = settings
-        self.client_factory = client_factory
-        self.clock = clock
-        self.backoff = Backoff(rng=rng or random.Random())  # noqa: S311 - jitter, not secrecy
-        self.lease = timedelta(seconds=settings.outbox_lease_seconds)
+        super().__init__(sessionmaker, settings, client_factory, clock=clock, rng=rng)
         self._http = http
         self._owns_http = http is None
         self._client: Any = None
-        self._stopping = asyncio.Event()
 
     async def run_once(self, batch: int = 10) -> int:
         """Fetch what is due now, up to ``batch`` recordings; how many rows were claimed."""
@@ -90,17 +85,9 @@ class RecordingFetcher:
     async def run_forever(self, poll_interval: float = 2.0, batch: int = 10) -> None:
         """Poll until `stop()`; a recording in flight is finished first."""
         try:
-            while not self._stopping.is_set():
-                claimed = await self._run_safely(batch)
-                if claimed < batch:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), poll_interval)
+            await self.poll(poll_interval, batch)
         finally:
             await self.aclose()
-
-    def stop(self) -> None:
-        """Ask `run_forever` to return after the current batch."""
-        self._stopping.set()
 
     async def aclose(self) -> None:
         """Close the connection pools this fetcher opened."""
@@ -112,14 +99,6 @@ class RecordingFetcher:
         if self._http is not None and self._owns_http:
             await self._http.aclose()
             self._http = None
-
-    async def _run_safely(self, batch: int) -> int:
-        try:
-            return await self.run_once(batch)
-        except Exception:
-            # A database hiccup must not kill the worker; leased rows become due again by themselves.
-            log.exception("recording fetcher: a run failed; trying again after the poll interval")
-            return 0
 
     def _twilio(self) -> Any:
         if self._client is None:
