@@ -12,7 +12,13 @@ import pytest
 from uvicorn.logging import AccessFormatter
 
 from app.privacy.keys import KeyPurpose, derive_key
-from app.privacy.masking import MASK, PhoneMaskingFilter, install_masking, mask_phone_numbers
+from app.privacy.masking import (
+    MASK,
+    PhoneMaskingFilter,
+    install_masking,
+    mask_caller_text,
+    mask_phone_numbers,
+)
 from app.privacy.pseudonym import Pseudonymizer, normalize_e164
 
 MASTER = b"test-master-secret-0123456789abcdef"
@@ -122,6 +128,26 @@ def test_mask_phone_numbers(text: str, masked: str) -> None:
 def test_mask_leaves_other_numbers_alone(text: str) -> None:
     """Dates, times, Twilio ids and small counts stay readable."""
     assert mask_phone_numbers(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("964 123 987", MASK),
+        ("9 6 4 1 2 3 9 8 7", MASK),
+        ("(064) 123-987", MASK),
+        ("llamen al 964.123.987 por favor", f"llamen al {MASK} por favor"),
+        ("111" + "51964123987" + "111", MASK),
+        ("1" * 5000, MASK),
+        ("+51964123987", MASK),
+        ("escribo 2 veces 123456", "escribo 2 veces 123456"),
+        ("12", "12"),
+        ("*", "*"),
+    ],
+)
+def test_mask_caller_text(text: str, masked: str) -> None:
+    """What a caller types or keys in loses every digit run that could hold a number; short ones stay."""
+    assert mask_caller_text(text) == masked
 
 
 # ---------------------------------------------------------------- the logging filter

@@ -89,16 +89,27 @@ def _wait_healthy(base_url: str, process: subprocess.Popen[bytes]) -> None:
 async def test_no_number_in_sqlite_or_server_log(
     server: tuple[str, Path, Path], flows: dict[str, FlowDefinition]
 ) -> None:
-    """After full calls over HTTP (with an error and a forged request too), the number is nowhere."""
+    """After full calls over HTTP (with numbers keyed and texted at menus, an error and a forged request)."""
     base_url, data_dir, log_path = server
     signer = TwilioSigner(AUTH_TOKEN, base_url)
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
         phone = Call(client=client, signer=signer, flows=flows, caller=NUMBER)
         await walk(phone, ["2", "1", "1", "2", "0", "7", "9"])
         again = Call(client=client, signer=signer, flows=flows, caller=NUMBER)
-        await walk(again, ["1"])
+        await walk(again, ["1", NUMBER[1:]])
+        keyed = Call(client=client, signer=signer, flows=flows, caller=OTHER)
+        await walk(keyed, ["1", "1" + NUMBER[1:] + "1", NUMBER[3:]])
         texter = TextPhone(client=client, signer=signer, sender=NUMBER)
-        for body in ("hola", "2", "1", "NOTICIAS", "👍", "x" * 1700):
+        for body in (
+            "hola",
+            "2",
+            f"llamen al {OTHER[3:]}",
+            "mi numero 964 123 987",
+            "1",
+            "NOTICIAS",
+            "👍",
+            "x" * 1700,
+        ):
             await texter.text(body)
         other = TextPhone(client=client, signer=signer, sender=OTHER)
         for body in ("hola", "NOTICIAS", "ALTO"):
@@ -124,9 +135,11 @@ async def test_no_number_in_postgresql_dump(
     """A pg_dump after a full call holds pseudonyms only."""
     assert postgres_server is not None
     caller = Call(client=phone.client, signer=phone.signer, flows=phone.flows, caller=NUMBER)
-    await walk(caller, ["1", "1", "4", "1", "2", "0", "2", "1", "9", "2", "1", "1", "3", "2", "5", "*"])
+    await walk(
+        caller, ["1", "1", "4", "1", "2", "0", "2", "1", "9", "2", "1", "1", "3", "2", "5", NUMBER[3:], "*"]
+    )
     texter = TextPhone(client=phone.client, signer=phone.signer, sender=OTHER)
-    for body in ("hola", "1", "NOTICIAS"):
+    for body in ("hola", f"+{OTHER[1:]}", "1", "NOTICIAS"):
         await texter.text(body)
     dump = postgres_server.dump(database_url.rsplit("/", 1)[1])
     assert "COPY public.interactions" in dump

@@ -14,6 +14,8 @@ _PATTERNS = (
     # Bare digit runs long enough to be a number, not inside ids, dates or times.
     re.compile(r"(?<![\w.:\-/])\d{8,15}(?![\w.:\-])"),
 )
+# What a caller writes or keys in: any run of seven or more digits, whatever separates them, may be a number.
+_DIGIT_RUN = re.compile(r"(?:\+|%2[Bb]|\()?\d(?:[ \-.()/]{0,2}\d){6,}")
 LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "rimay", "sqlalchemy", "alembic")
 
 
@@ -22,6 +24,11 @@ def mask_phone_numbers(text: str) -> str:
     for pattern in _PATTERNS:
         text = pattern.sub(MASK, text)
     return text
+
+
+def mask_caller_text(text: str) -> str:
+    """Mask a caller's own words or key presses before they are stored: stricter than the log filter."""
+    return _DIGIT_RUN.sub(MASK, mask_phone_numbers(text))
 
 
 def _masked_args(args: Any) -> Any:

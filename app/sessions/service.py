@@ -29,6 +29,7 @@ from app.flows.events import (
     Subscribed,
 )
 from app.flows.model import FlowDefinition
+from app.privacy.masking import mask_caller_text
 from app.privacy.pseudonym import Pseudonymizer
 from app.sessions.models import CallSession, Interaction
 from app.sessions.repository import SessionRepository
@@ -223,6 +224,11 @@ class ConversationService:
         await self.db.flush()
 
 
+def stored_value(value: str) -> str:
+    """An input as stored: digit runs that may be a phone number masked first, then bounded."""
+    return mask_caller_text(value)[:MAX_STORED_VALUE]
+
+
 def _interactions(
     session: CallSession, number: int, events: tuple[Event, ...], before: RunState
 ) -> Iterator[Interaction]:
@@ -242,7 +248,7 @@ def _interactions(
                 "node": event.node,
                 "kind": event.kind,
                 "event": "input",
-                "value": event.value[:MAX_STORED_VALUE],
+                "value": stored_value(event.value),
                 "outcome": event.outcome,
             }
         elif isinstance(event, LanguageChosen):
