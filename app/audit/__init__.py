@@ -1,0 +1,1 @@
+"""An append-only record of what staff saw and changed."""

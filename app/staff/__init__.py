@@ -1,0 +1,1 @@
+"""Staff accounts (case managers and admins), their web sessions and second factors."""

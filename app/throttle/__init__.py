@@ -1,0 +1,1 @@
+"""Counting recent attempts by key, in the database, so limits hold across workers."""
