@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
@@ -15,14 +15,23 @@ log = logging.getLogger(__name__)
 
 SAY_VOICES = {"es": "es-MX"}
 """Languages Twilio's <Say> can speak; Quechua has no voice, so it is always <Play>."""
+FALLBACK_LANGUAGE = "es"
+"""Played (or said) in place of a prompt in a language with no audio and no Twilio voice."""
 
 
 class VoiceRenderer:
     """Renders prompts as <Play> of their audio, with <Say> only as a fallback for Spanish text."""
 
-    def __init__(self, audio: AudioLibrary, public_base_url: str) -> None:
+    def __init__(
+        self,
+        audio: AudioLibrary,
+        public_base_url: str,
+        flows: Mapping[str, FlowDefinition] | None = None,
+    ) -> None:
         self.audio = audio
         self.base_url = public_base_url
+        # The Spanish text of a prompt, for a caller whose language has neither audio nor a voice.
+        self.flows: Mapping[str, FlowDefinition] = flows or {}
 
     def render(self, events: Iterable[Event], action_url: str) -> str:
         """TwiML for one engine step; prompts before a question go inside <Gather> so callers can barge in."""
@@ -75,24 +84,55 @@ class VoiceRenderer:
             Prompt(flow.id, system_prompt_key("error"), lang, text[lang])
             for lang in languages or flow.languages
         ]
-        self._add_prompts(response, prompts)
+        self._add_prompts(response, prompts, flow)
         response.hangup()
         return str(response)
 
-    def _add_prompts(self, verb: VoiceResponse | Gather, prompts: list[Prompt]) -> None:
+    def _add_prompts(
+        self, verb: VoiceResponse | Gather, prompts: list[Prompt], flow: FlowDefinition | None = None
+    ) -> None:
         for prompt in prompts:
-            audio = self.audio.lookup(prompt.language, prompt.flow_id, prompt.key)
-            if audio is not None:
-                verb.play(f"{self.base_url}{audio.url_path}")
-                continue
-            voice = SAY_VOICES.get(prompt.language)
-            if voice is None:
-                # Run `rimay audio build`; a Spanish voice reading the text beats silence on a live call.
-                log.error(
-                    "no audio for %s/%s/%s and no Twilio voice for it",
-                    prompt.language,
-                    prompt.flow_id,
-                    prompt.key,
-                )
-                voice = SAY_VOICES["es"]
+            self._add_prompt(verb, prompt, flow)
+
+    def _add_prompt(self, verb: VoiceResponse | Gather, prompt: Prompt, flow: FlowDefinition | None) -> None:
+        audio = self.audio.lookup(prompt.language, prompt.flow_id, prompt.key)
+        if audio is not None:
+            verb.play(f"{self.base_url}{audio.url_path}")
+            return
+        voice = SAY_VOICES.get(prompt.language)
+        if voice is not None:
             verb.say(prompt.text, language=voice)
+            return
+        self._add_fallback(verb, prompt, flow)
+
+    def _add_fallback(
+        self, verb: VoiceResponse | Gather, prompt: Prompt, flow: FlowDefinition | None
+    ) -> None:
+        """The same prompt in Spanish, for a language Twilio cannot speak whose audio is missing."""
+        # A Spanish voice reading Quechua text is unintelligible; the prompt in Spanish is understood by
+        # most callers and beats silence. The real fix is `rimay audio build` or a recording.
+        audio = self.audio.lookup(FALLBACK_LANGUAGE, prompt.flow_id, prompt.key)
+        text = self._fallback_text(prompt, flow)
+        if audio is not None:
+            verb.play(f"{self.base_url}{audio.url_path}")
+            instead = "played the Spanish audio instead"
+        elif text is not None:
+            verb.say(text, language=SAY_VOICES[FALLBACK_LANGUAGE])
+            instead = "said the Spanish text instead"
+        else:
+            instead = "skipped it (no Spanish audio or text either)"
+        log.error(
+            "no audio for flow %s, node %s, language %s (no Twilio voice): %s; run `rimay audio build`",
+            prompt.flow_id,
+            prompt.key,
+            prompt.language,
+            instead,
+        )
+
+    def _fallback_text(self, prompt: Prompt, flow: FlowDefinition | None) -> str | None:
+        """The same prompt's Spanish text, from the flow it belongs to."""
+        if flow is None or flow.id != prompt.flow_id:
+            flow = self.flows.get(prompt.flow_id)
+        if flow is None:
+            return None
+        return dict(flow.prompts()).get(prompt.key, {}).get(FALLBACK_LANGUAGE)
