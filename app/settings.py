@@ -106,7 +106,14 @@ class Settings(BaseSettings):
     @cached_property
     def contact_secret(self) -> bytes:
         """The key that encrypts reply contacts, kept apart from the master."""
-        return self._secret(self.contact_key, "RIMAY_CONTACT_KEY", "contact_key")
+        contact = self._secret(self.contact_key, "RIMAY_CONTACT_KEY", "contact_key")
+        if self.is_production and contact == self.master_secret:
+            # One leaked value would then expose both the pseudonyms and the stored contacts.
+            raise ConfigurationError(
+                "RIMAY_CONTACT_KEY must differ from RIMAY_SECRET_KEY: set RIMAY_CONTACT_KEY to its own "
+                'random value, e.g. python -c "import secrets; print(secrets.token_urlsafe(48))"'
+            )
+        return contact
 
     @cached_property
     def auth_token(self) -> str:

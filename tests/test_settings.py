@@ -52,6 +52,17 @@ def test_production_refuses_short_secret(tmp_path: Path) -> None:
         _production(tmp_path, secret_key="short-but-not-placeholder").check()
 
 
+def test_production_refuses_a_contact_key_equal_to_the_secret_key(tmp_path: Path) -> None:
+    """The contact key must be its own secret: start-up stops and says what to set."""
+    settings = _production(tmp_path, contact_key=STRONG)
+    with pytest.raises(ConfigurationError) as error:
+        settings.check()
+    assert "RIMAY_CONTACT_KEY must differ from RIMAY_SECRET_KEY" in str(error.value)
+    assert "secrets.token_urlsafe" in str(error.value)
+    with pytest.raises(ConfigurationError, match="RIMAY_CONTACT_KEY must differ"):
+        create_app(_production(tmp_path, contact_key=STRONG))
+
+
 def test_production_accepts_real_secrets(tmp_path: Path) -> None:
     """Real values pass and nothing is written to the data dir."""
     settings = _production(tmp_path)
