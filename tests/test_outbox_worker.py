@@ -301,3 +301,81 @@ async def test_no_number_at_rest_or_in_logs_after_a_full_run(
     assert hits(stored_bytes(database_url, postgres_server)) == []
     assert hits("\n".join(r.getMessage() for r in caplog.records).encode()) == []
     assert utcnow() >= clock.now
+
+
+async def _end_call_backs_for_good(
+    ending: str, twilio: respx.MockRouter, worker: OutboxWorker, sessions: Sessions, clock: Clock
+) -> respx.Route:
+    """Make every queued call-back fail for good: refused, out of tries, or lost in a worker crash."""
+    if ending == "refused":
+        route = twilio.post(CALLS_URL).mock(return_value=refused(400, 21211))
+        assert await worker.run_once() == 2
+    elif ending == "out-of-tries":
+        route = twilio.post(CALLS_URL).mock(return_value=httpx.Response(503, text="down"))
+        for _ in range(3):  # RIMAY_OUTBOX_MAX_ATTEMPTS=3 here
+            assert await worker.run_once() == 2
+            clock.advance(hours=1)
+    else:
+        route = twilio.post(CALLS_URL).mock(side_effect=created)
+        async with sessions() as db, db.begin():
+            await db.execute(
+                update(OutboxMessage).values(
+                    status=MessageStatus.SENDING, claimed_at=clock.now - timedelta(hours=1), attempts=1
+                )
+            )
+        assert await worker.run_once() == 0
+        assert route.call_count == 0
+    return route
+
+
+@pytest.mark.parametrize("ending", ["refused", "out-of-tries", "crash"])
+async def test_call_back_failed_for_good_deletes_the_number_at_once(
+    twilio: respx.MockRouter,
+    worker: OutboxWorker,
+    sessions: Sessions,
+    outbound: Settings,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+    ending: str,
+) -> None:
+    """The number was kept only for the call-back: once it has failed for good, it goes (news stays)."""
+    window = clock.now + timedelta(hours=24)
+    only_callback = await add_caller(sessions, outbound, [ContactPurpose.CALLBACK], expires_at=window)
+    also_news = await add_caller(sessions, outbound, [ContactPurpose.CALLBACK, ContactPurpose.NEWS])
+    async with sessions() as db, db.begin():
+        for caller_id in (only_callback, also_news):
+            await Outbox(db, outbound, clock=clock).enqueue_call(caller_id, "hotline", not_before=None)
+    await _end_call_backs_for_good(ending, twilio, worker, sessions, clock)
+    rows = await all_rows(sessions)
+    assert [row.status for row in rows] == ["failed", "failed"]
+    async with sessions() as db:
+        contacts = (await db.scalars(select(Contact))).all()
+    assert [(c.caller_id, c.purposes) for c in contacts] == [(also_news, frozenset({ContactPurpose.NEWS}))]
+    if ending == "crash":
+        # The usual advice (`rimay outbox retry`) would be wrong: the number is gone.
+        assert f"outbox {rows[0].id}: {STALE_REASON}" in caplog.text
+        assert "call-back number was deleted, so it cannot be retried" in caplog.text
+        assert f"rimay outbox retry {rows[0].id}" not in caplog.text
+
+
+async def test_failed_sms_keeps_the_number_and_retried_call_back_without_one_is_cancelled(
+    twilio: respx.MockRouter, worker: OutboxWorker, sessions: Sessions, outbound: Settings, clock: Clock
+) -> None:
+    """Only call-backs forget on failure; a call-back retried after its number went is never placed."""
+    twilio.post(MESSAGES_URL).mock(return_value=refused(400, 21211))
+    calls = twilio.post(CALLS_URL).mock(return_value=refused(400, 21211))
+    texted = await queue_sms(sessions, outbound, clock)
+    called = await add_caller(sessions, outbound, [ContactPurpose.CALLBACK])
+    async with sessions() as db, db.begin():
+        await Outbox(db, outbound, clock=clock).enqueue_call(called, "hotline", not_before=None)
+    assert await worker.run_once() == 2
+    async with sessions() as db:
+        assert [c.caller_id for c in (await db.scalars(select(Contact))).all()] == [texted]
+    sms, call = await all_rows(sessions)
+    assert (sms.status, call.status) == ("failed", "failed")
+    assert await retry_row(outbound, call.id)
+    clock.advance(minutes=1)
+    assert await worker.run_once() == 1
+    assert calls.call_count == 1, "the retried call-back must not reach Twilio"
+    _, call = await all_rows(sessions)
+    assert (call.status, call.last_error) == ("cancelled", "no contact consented to callback")

@@ -4,6 +4,9 @@ Exactly once: a row is marked `sending` (and committed) before its REST call. If
 recording the outcome, nobody knows whether Twilio took the message, so the row is never re-sent blindly:
 once its claim is older than the lease (RIMAY_OUTBOX_LEASE_SECONDS) it is marked `failed` with
 "outcome unknown after worker crash", for an operator to check and `rimay outbox retry` if needed.
+
+A call-back that fails for good (refused, out of tries, or lost in a crash) drops its call-back consent at
+once: the number was kept only for that call, so it must not wait for the window to expire.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from app.contacts.crypto import ContactCipher, ContactUnreadable
 from app.contacts.models import ContactPurpose
 from app.contacts.service import ContactService
 from app.db.base import utcnow
-from app.outbox.models import MessageKind, MessageStatus
+from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
 from app.outbox.polling import ClientFactory, PollingWorker
 from app.outbox.repository import Job, OutboxRepository, short_error
 from app.outbox.retry import classify
@@ -96,14 +99,42 @@ class OutboxWorker(PollingWorker):
         now = self.clock()
         async with self.sessionmaker() as db, db.begin():
             stale = await OutboxRepository(db).fail_stale(now - self.lease, now, STALE_REASON)
+            forgotten = await self._forget_stale_callbacks(db, stale)
             await ContactService(db, self.cipher, clock=self.clock).purge_expired(now)
         for message_id in stale:
+            if message_id in forgotten:
+                log.error(
+                    "outbox %s: %s; marked failed, not re-sent; the call-back number was deleted, "
+                    "so it cannot be retried (check Twilio)",
+                    message_id,
+                    STALE_REASON,
+                )
+                continue
             log.error(
                 "outbox %s: %s; marked failed, not re-sent (check Twilio, then `rimay outbox retry %s`)",
                 message_id,
                 STALE_REASON,
                 message_id,
             )
+
+    async def _forget_stale_callbacks(self, db: AsyncSession, stale: list[int]) -> set[int]:
+        """Drop the call-back consent behind each stale call row; the ids of those rows."""
+        forgotten = set()
+        for message_id in stale:
+            row = await db.get(OutboxMessage, message_id)
+            if row is not None and await self._forget_callback(db, row.kind, row.purpose, row.caller_id):
+                forgotten.add(message_id)
+        return forgotten
+
+    async def _forget_callback(self, db: AsyncSession, kind: str, purpose: str, caller_id: int) -> bool:
+        """After a call-back's last attempt (placed or failed for good) its number is not needed."""
+        if kind != MessageKind.CALL or purpose != ContactPurpose.CALLBACK:
+            return False
+        # drop_purpose keeps the number if another purpose (news, SMS replies) still needs it.
+        await ContactService(db, self.cipher, clock=self.clock).drop_purpose(
+            caller_id, ContactPurpose.CALLBACK
+        )
+        return True
 
     async def _claim(self, batch: int) -> list[Job]:
         async with self.sessionmaker() as db, db.begin():
@@ -150,11 +181,7 @@ class OutboxWorker(PollingWorker):
             # FAILED too: a slow send outlived its lease and was failed as unknown; now it is known.
             expected = (MessageStatus.SENDING, MessageStatus.FAILED)
             await OutboxRepository(db).finish(job.id, MessageStatus.SENT, now, sid=sid, expected=expected)
-            if job.kind == MessageKind.CALL and job.purpose == ContactPurpose.CALLBACK:
-                # The number was kept only to call back: it goes now (unless another purpose needs it).
-                await ContactService(db, self.cipher, clock=self.clock).drop_purpose(
-                    job.caller_id, ContactPurpose.CALLBACK
-                )
+            await self._forget_callback(db, job.kind, job.purpose, job.caller_id)
         log.info("outbox %s: %s handed to Twilio (attempt %s)", job.id, job.kind, job.attempts)
 
     async def _failed(self, job: Job, error: Exception) -> None:
@@ -165,7 +192,9 @@ class OutboxWorker(PollingWorker):
         if failure is not None and failure.retryable and job.attempts < self.settings.outbox_max_attempts:
             status, retry_at = MessageStatus.PENDING, now + self.backoff.delay(job.attempts)
         async with self.sessionmaker() as db, db.begin():
-            await OutboxRepository(db).finish(job.id, status, now, error=reason, retry_at=retry_at)
+            finished = await OutboxRepository(db).finish(job.id, status, now, error=reason, retry_at=retry_at)
+            if finished and status == MessageStatus.FAILED:
+                await self._forget_callback(db, job.kind, job.purpose, job.caller_id)
         if retry_at is not None:
             log.warning(
                 "outbox %s: attempt %s failed (%s); retrying at %s", job.id, job.attempts, reason, retry_at
