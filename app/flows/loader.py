@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import ValidationError
 
-from app.flows.model import FlowDefinition
+from app.flows.model import AnyNode, FlowDefinition
 from app.flows.validate import Problem, check_flow, review_notes
 
 BAD_NODE_ID = "node id must start with a lowercase letter and use only a-z, 0-9 and _ (at most 64)"
+NODE_TYPES = frozenset(
+    tag for node in get_args(AnyNode) for tag in get_args(node.model_fields["type"].annotation)
+)
+"""Every node type's ``type:`` tag, read from the node union so a new type needs no edit here."""
 
 
 class FlowLoadError(Exception):
@@ -150,7 +154,7 @@ def _format_validation(error: Any, source: _Source) -> str:
         if rest == ["[key]"]:
             return f"{_display(source.file_of(node))}:{node}: {BAD_NODE_ID}"
         # The discriminator adds the node type to the location; it tells the editor nothing.
-        if rest and rest[0] in {"message", "menu", "language_menu", "article", "end"}:
+        if rest and rest[0] in NODE_TYPES:
             rest = rest[1:]
         field_path = ".".join(rest)
         where = f" ({field_path})" if field_path else ""
