@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -11,10 +12,11 @@ import pytest
 import respx
 from fastapi import FastAPI
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from typer.testing import CliRunner
 
 from app.broadcasts.models import Subscription
-from app.broadcasts.service import BroadcastService, BroadcastTooLong
+from app.broadcasts.service import BroadcastService, BroadcastTooLong, QueuedBroadcast
 from app.cli import app as cli
 from app.contacts.crypto import ContactCipher
 from app.contacts.service import ContactService
@@ -28,8 +30,11 @@ from app.settings import Settings, get_settings
 from app.simulator import Call, TextPhone, TwilioSigner
 from tests.conftest import count_rows
 from tests.outbound import MESSAGES_URL, Sessions, outbound_settings
+from tests.test_outbox_cli import configure_cli
+from tests.test_outbox_status import report as status_report
 
 SPANISH, QUECHUA, BYSTANDER = "+51965000001", "+51965000002", "+51965000003"
+NEIGHBOUR = "+51965000004"
 TEXTS = {"es": "Asamblea comunal el sábado a las 9.", "qu": "Sabado p'unchawpi 9 horapi ayllu huñunakuy."}
 
 
@@ -45,14 +50,24 @@ def _phone(client: httpx.AsyncClient, signer: TwilioSigner, number: str) -> Text
     return TextPhone(client=client, signer=signer, sender=number)
 
 
+def _news(db: AsyncSession, settings: Settings) -> BroadcastService:
+    contacts = ContactService(db, ContactCipher.from_secret(settings.contact_secret))
+    return BroadcastService(db, contacts, Outbox(db, settings))
+
+
+async def _create(
+    sessions: Sessions, settings: Settings, texts: dict[str, str], community: str | None = None
+) -> QueuedBroadcast:
+    async with sessions() as db:
+        queued = await _news(db, settings).create(texts, community)
+        await db.commit()
+        return queued
+
+
 async def _broadcast(
     sessions: Sessions, settings: Settings, texts: dict[str, str], community: str | None = None
 ) -> int:
-    async with sessions() as db:
-        contacts = ContactService(db, ContactCipher.from_secret(settings.contact_secret))
-        broadcast = await BroadcastService(db, contacts, Outbox(db, settings)).create(texts, community)
-        await db.commit()
-        return broadcast.recipients
+    return (await _create(sessions, settings, texts, community)).recipients
 
 
 async def _send_all(sessions: Sessions, settings: Settings) -> respx.Route:
@@ -259,3 +274,87 @@ async def test_the_survey_profile_places_a_subscriber_in_a_community(
     await _phone(client, signer, QUECHUA).text("NOTICIAS")
     assert await _broadcast(sessions, outbound, TEXTS, community="morococha") == 1
     assert await _broadcast(sessions, outbound, TEXTS, community="la_oroya") == 0
+
+
+async def test_counts_of_sent_delivered_and_failed_messages(
+    outbound: Settings,
+    client: httpx.AsyncClient,
+    signer: TwilioSigner,
+    sessions: Sessions,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three sent; Twilio then reports one delivered and one failed: the service and `list` agree."""
+    for number in (SPANISH, QUECHUA, NEIGHBOUR):
+        await _phone(client, signer, number).text("NOTICIAS")
+    assert await _broadcast(sessions, outbound, TEXTS) == 3
+    route = await _send_all(sessions, outbound)
+    sids = [call.response.json()["sid"] for call in route.calls]
+    assert len(sids) == 3
+    for sid, status in ((sids[0], "delivered"), (sids[1], "failed")):
+        response = await status_report(client, signer, status, sid)
+        assert (response.status_code, response.json()) == (200, {"status": status})
+    async with sessions() as db:
+        [made] = await _news(db, outbound).reports()
+    assert (made.recipients, made.counts) == (3, {"sent": 1, "delivered": 1, "failed": 1})
+    configure_cli(outbound, database_url, tmp_path, monkeypatch)
+    try:
+        listed = await asyncio.to_thread(CliRunner().invoke, cli, ["broadcast", "list"])
+    finally:
+        get_settings.cache_clear()
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.splitlines() == [
+        f"{made.id}\tes/qu\tall communities\t3 queued\tdelivered 1, failed 1, sent 1"
+    ]
+
+
+async def test_subscribers_without_a_text_in_their_language_are_counted_as_left_out(
+    outbound: Settings, client: httpx.AsyncClient, signer: TwilioSigner, sessions: Sessions
+) -> None:
+    """Only a Spanish text: Quechua subscribers get nothing, and the service says how many, per language."""
+    await _phone(client, signer, SPANISH).text("NOTICIAS")
+    await _phone(client, signer, QUECHUA).text("WILLAKUY")
+    await _phone(client, signer, NEIGHBOUR).text("WILLAKUY")
+    only_spanish = await _create(sessions, outbound, {"es": TEXTS["es"]})
+    assert (only_spanish.recipients, only_spanish.left_out) == (1, {"qu": 2})
+    only_quechua = await _create(sessions, outbound, {"qu": TEXTS["qu"]})
+    assert (only_quechua.recipients, only_quechua.left_out) == (2, {"es": 1})
+    both = await _create(sessions, outbound, TEXTS)
+    assert (both.recipients, both.left_out) == (3, {})
+    async with sessions() as db:
+        first = await db.scalar(select(Subscription).where(Subscription.language == "qu"))
+        assert first is not None
+        first.community = "Huayhuay"
+        await db.commit()
+    # Subscribers of other communities are not "left out": the broadcast was never meant for them.
+    local = await _create(sessions, outbound, {"es": TEXTS["es"]}, community="Huayhuay")
+    assert (local.recipients, local.left_out) == (0, {"qu": 1})
+
+
+async def test_broadcast_create_cli_names_who_is_left_out(
+    outbound: Settings,
+    client: httpx.AsyncClient,
+    signer: TwilioSigner,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`rimay broadcast create --text es=...` with Quechua subscribers prints how many got nothing."""
+    await _phone(client, signer, SPANISH).text("NOTICIAS")
+    await _phone(client, signer, QUECHUA).text("WILLAKUY")
+    configure_cli(outbound, database_url, tmp_path, monkeypatch)
+    runner = CliRunner()
+    try:
+        partial = await asyncio.to_thread(runner.invoke, cli, ["broadcast", "create", "--text", "es=Feria."])
+        complete = await asyncio.to_thread(
+            runner.invoke, cli, ["broadcast", "create", "--text", "es=Feria.", "--text", "qu=Qhatu."]
+        )
+    finally:
+        get_settings.cache_clear()
+    assert partial.exit_code == 0, partial.output
+    assert partial.output.splitlines() == [
+        "broadcast 1 queued for 1 subscriber(s)",
+        "left out: 1 subscriber(s) in 'qu': no --text qu=...",
+    ]
+    assert complete.output.splitlines() == ["broadcast 2 queued for 2 subscriber(s)"]

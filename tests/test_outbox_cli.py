@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import respx
 from sqlalchemy import update
@@ -15,19 +16,19 @@ from app.cli import app
 from app.outbox.models import OutboxMessage
 from app.outbox.service import Outbox
 from app.settings import Settings, get_settings
+from app.simulator import TextPhone, TwilioSigner
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
 from tests.outbound import ACCOUNT_SID, HOTLINE, MESSAGES_URL, sessions_for
 from tests.test_outbox_service import add_caller, hits
-from tests.test_outbox_worker import created
+from tests.test_outbox_worker import created, form
 
 runner = CliRunner()
 
 
-@pytest.fixture
-def environment(
+def configure_cli(
     settings: Settings, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
-    """The test database and secrets, configured through the environment."""
+) -> None:
+    """Point `rimay` at the test database, secrets and Twilio account, through the environment."""
     assert settings.contact_key is not None
     assert settings.secret_key is not None
     variables = {
@@ -44,6 +45,14 @@ def environment(
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def environment(
+    settings: Settings, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """The test database and secrets, configured through the environment."""
+    configure_cli(settings, database_url, tmp_path, monkeypatch)
     yield
     get_settings.cache_clear()
 
@@ -106,3 +115,32 @@ def test_list_and_retry_a_failed_row(environment: None, settings: Settings) -> N
     result = runner.invoke(app, ["outbox", "list", "--status", "pending"])
     assert result.output.count(" pending ") == 2
     assert runner.invoke(app, ["outbox", "list", "--status", "bogus"]).exit_code == 2
+
+
+async def test_broadcast_reaches_only_opted_in_subscribers_once_through_the_worker(
+    environment: None, client: httpx.AsyncClient, signer: TwilioSigner
+) -> None:
+    """Subscribed by SMS, one says ALTO; `broadcast create`, `worker --once` twice: one SMS each, once."""
+    subscribers = ["+51965100001", "+51965100002", "+51965100003"]
+    for number in subscribers:
+        assert await TextPhone(client=client, signer=signer, sender=number).text("NOTICIAS")
+    opted_out = subscribers.pop(1)
+    assert await TextPhone(client=client, signer=signer, sender=opted_out).text("ALTO")
+    queued = await asyncio.to_thread(
+        runner.invoke, app, ["broadcast", "create", "--text", "es=Faena comunal el lunes."]
+    )
+    assert queued.exit_code == 0, queued.output
+    assert "queued for 2 subscriber(s)" in queued.output
+    with respx.mock() as twilio:
+        route = twilio.post(MESSAGES_URL).mock(side_effect=created)
+        first = await asyncio.to_thread(runner.invoke, app, ["worker", "--once"])
+        sent = [form(call.request) for call in route.calls]
+        second = await asyncio.to_thread(runner.invoke, app, ["worker", "--once"])
+    assert (first.exit_code, second.exit_code) == (0, 0), first.output + second.output
+    assert "2 message(s) processed" in first.output
+    assert "0 message(s) processed" in second.output
+    assert route.call_count == 2, "the second run sends nothing again"
+    recipients = sorted(message["To"] for message in sent)
+    assert recipients == sorted(subscribers)
+    assert opted_out not in recipients
+    assert all(message["Body"] == "Faena comunal el lunes." for message in sent)

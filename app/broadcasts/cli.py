@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from app.broadcasts.service import BroadcastReport, BroadcastService, BroadcastTooLong
+from app.broadcasts.service import BroadcastReport, BroadcastService, BroadcastTooLong, QueuedBroadcast
 from app.contacts.crypto import ContactCipher
 from app.contacts.service import ContactService
 from app.db.engine import make_async_engine, make_sessionmaker
@@ -32,6 +32,9 @@ def create_command(
         typer.echo(str(error), err=True)
         raise typer.Exit(1) from error
     typer.echo(f"broadcast {report.id} queued for {report.recipients} subscriber(s)")
+    # Without this, subscribers in a language given no --text would silently get nothing.
+    for language, count in sorted(report.left_out.items()):
+        typer.echo(f"left out: {count} subscriber(s) in {language!r}: no --text {language}=...")
 
 
 @broadcast_app.command("list")
@@ -52,14 +55,14 @@ def _split(item: str) -> tuple[str, str]:
     return language.strip(), value.strip()
 
 
-async def _create(settings: Settings, texts: dict[str, str], community: str | None) -> BroadcastReport:
+async def _create(settings: Settings, texts: dict[str, str], community: str | None) -> QueuedBroadcast:
     engine = make_async_engine(settings.sqlalchemy_url)
     try:
         async with make_sessionmaker(engine)() as db:
             contacts = ContactService(db, ContactCipher.from_secret(settings.contact_secret))
-            broadcast = await BroadcastService(db, contacts, Outbox(db, settings)).create(texts, community)
+            queued = await BroadcastService(db, contacts, Outbox(db, settings)).create(texts, community)
             await db.commit()
-            return BroadcastReport(broadcast.id, community, sorted(texts), broadcast.recipients, {})
+            return queued
     finally:
         await engine.dispose()
 

@@ -29,6 +29,16 @@ class BroadcastTooLong(RimayError):
 
 
 @dataclass(frozen=True)
+class QueuedBroadcast:
+    """A broadcast just created: how many messages were queued, and who got nothing and why."""
+
+    id: int
+    recipients: int
+    left_out: dict[str, int]
+    """Subscribers per language the broadcast has no text for (they are sent nothing)."""
+
+
+@dataclass(frozen=True)
 class BroadcastReport:
     """A broadcast with its delivery counts, for operators."""
 
@@ -72,8 +82,8 @@ class BroadcastService:
         """Forget a caller's subscription (on opt-out)."""
         await self.db.execute(delete(Subscription).where(Subscription.caller_id == caller_id))
 
-    async def create(self, texts: dict[str, str], community: str | None = None) -> Broadcast:
-        """Queue the news for every subscriber (of the community, if given) in their language."""
+    async def create(self, texts: dict[str, str], community: str | None = None) -> QueuedBroadcast:
+        """Queue the news for each subscriber (of the community, if given) with a text in their language."""
         for language, text in texts.items():
             if not text.strip() or not fits(text):
                 raise BroadcastTooLong(
@@ -96,8 +106,24 @@ class BroadcastService:
             )
             queued += message is not None
         broadcast.recipients = queued
+        left_out = await self._left_out(texts, community)
         log.info("broadcast %s queued for %s subscriber(s)", broadcast.id, queued)
-        return broadcast
+        for language, count in left_out.items():
+            log.warning(
+                "broadcast %s: %s subscriber(s) in %s left out: no text", broadcast.id, count, language
+            )
+        return QueuedBroadcast(broadcast.id, queued, left_out)
+
+    async def _left_out(self, texts: dict[str, str], community: str | None) -> dict[str, int]:
+        """Subscribers (of the community, if given) per language that has no text in this broadcast."""
+        query = (
+            select(Subscription.language, func.count())
+            .where(Subscription.language.not_in(texts))
+            .group_by(Subscription.language)
+        )
+        if community is not None:
+            query = query.where(Subscription.community == community)
+        return {str(language): int(count) for language, count in await self.db.execute(query)}
 
     async def reports(self, limit: int = 20) -> list[BroadcastReport]:
         """The latest broadcasts with sent, delivered and failed counts from the outbox."""
