@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     # Recordings are fetched with the account's credentials, so only URLs on these hosts are accepted
     # from a recording callback (JSON list, e.g. RIMAY_RECORDING_HOSTS='["api.twilio.com"]').
     recording_hosts: list[str] = Field(default_factory=lambda: ["api.twilio.com"], min_length=1)
+    # The two-way line: a spoken question is cut after this many seconds.
+    record_max_seconds: int = Field(default=120, ge=10, le=600)
+    # A closed case (its recordings, answers and notes) is purged by `rimay purge` after this many days.
+    case_retention_days: int = Field(default=365, ge=1, le=3650)
+    # A voice answer uploaded (or recorded in the browser) may be at most this large.
+    answer_upload_max_bytes: int = Field(default=10_000_000, ge=100_000, le=100_000_000)
+    # Staff web view: a session unused this long, or older than this, needs a new login.
+    staff_session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    staff_session_max_hours: int = Field(default=12, ge=1, le=24 * 7)
     twilio_account_sid: str | None = Field(
         default=None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "RIMAY_TWILIO_ACCOUNT_SID")
     )
