@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from app.callers.models import Caller
 from app.cli import app as cli
 from app.floip.errors import InvalidCursor
 from app.floip.keys import FloipKeys
+from app.floip.responses import StoredAnswer, open_type
 from app.floip.surveys import survey_questions
 from app.flows.model import SKIPPED, FlowDefinition
 from app.privacy.pseudonym import Pseudonymizer
@@ -45,7 +47,8 @@ minor: {type: message, prompt: *t, ineligible_for: percepcion, next: health}
 agua: {type: question, prompt: {es: "¿El agua cambió?", qu: "¿Yaku?"}, choices: *yes_no, next: children}
 children: {type: question, question: hijos, prompt: {es: "¿Cuántos hijos?", qu: "¿Hayka?"},
            number: {min: 0, max: 30}, next: trust}
-trust: {type: question, question: confianza, prompt: *t, choices: likert, next: thanks}
+trust: {type: question, question: confianza, prompt: *t, choices: likert, next: comment}
+comment: {type: question, question: comentario, prompt: *t, open: {}, next: thanks}
 thanks: {type: message, prompt: *t, completes: percepcion, next: main}
 health: {type: consent, prompt: *t, survey: salud, next: post, back: main}
 post: {type: question, prompt: *t, choices: *yes_no, next: bye}
@@ -67,6 +70,7 @@ FLOW = FlowDefinition.model_validate(
 T0 = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
 FIELDS = ["timestamp", "row_id", "contact_id", "session_id", "question_id", "response", "response_metadata"]
 BASE = "/api/v1/flow-results/packages"
+QUESTIONS = ["genero", "edad", "agua", "hijos", "confianza", "comentario"]
 
 
 @dataclass
@@ -75,7 +79,10 @@ class Stored:
 
     caller: Caller
     run: SurveyRun
+    spoken_run: SurveyRun
+    minor_run: SurveyRun
     answers: list[Answer]
+    """The answers of `percepcion` that partners may see, in row id order."""
     package: str
     other_package: str
 
@@ -87,7 +94,7 @@ class Stored:
 
 @pytest.fixture
 async def stored(sessions: Sessions, settings: Settings) -> Stored:
-    """A caller with a run of `percepcion` (a choice, a number, a skip) and a run of `salud`."""
+    """Runs of `percepcion` (a choice, a number, a skip, written and spoken comments, an under-18's run)."""
     keys = FloipKeys(settings.master_secret)
     async with sessions() as db:
         caller = Caller(pseudonym=Pseudonymizer(settings.master_secret).pseudonym(NUMBER))
@@ -95,27 +102,58 @@ async def stored(sessions: Sessions, settings: Settings) -> Stored:
         await db.flush()
         run = SurveyRun(public_id="r1" * 16, caller_id=caller.id, flow_id="encuesta", survey="percepcion")
         other = SurveyRun(public_id="r2" * 16, caller_id=caller.id, flow_id="encuesta", survey="salud")
-        db.add_all([run, other])
+        spoken = SurveyRun(public_id="r3" * 16, caller_id=None, flow_id="encuesta", survey="percepcion")
+        minor = SurveyRun(public_id="r4" * 16, flow_id="encuesta", survey="percepcion", status="ineligible")
+        db.add_all([run, other, spoken, minor])
+        await db.flush()
+        # The under-18's answers come first, so a leak would also show in `created`.
+        db.add_all(
+            [
+                answer(minor, "genero", "si", "voice", "es", T0 - timedelta(hours=1)),
+                answer(minor, "edad", "menor_18", "voice", "es", T0 - timedelta(minutes=59)),
+            ]
+        )
         await db.flush()
         given = [
-            ("agua", "si", "voice", "qu"),
-            ("hijos", "3", "sms", "es"),
-            ("confianza", SKIPPED, "voice", None),
+            (run, "agua", "si", "voice", "qu", None),
+            (run, "hijos", "3", "sms", "es", None),
+            (run, "confianza", SKIPPED, "voice", None, None),
+            (run, "comentario", "text", "sms", "es", "Me preocupa el agua"),
+            (spoken, "comentario", "recording", "voice", "qu", None),
         ]
         answers = [
-            answer(run, q, v, channel, lang, T0 + timedelta(minutes=i))
-            for i, (q, v, channel, lang) in enumerate(given)
+            answer(r, q, v, channel, lang, T0 + timedelta(minutes=i), text)
+            for i, (r, q, v, channel, lang, text) in enumerate(given)
         ]
-        db.add_all([*answers, answer(other, "post", "no", "sms", "es", T0 + timedelta(minutes=5))])
+        for item in answers:  # one at a time, so row ids follow the list
+            db.add(item)
+            await db.flush()
+        db.add(answer(other, "post", "no", "sms", "es", T0 + timedelta(minutes=5)))
         await db.commit()
     packages = (keys.package_id("encuesta", "percepcion"), keys.package_id("encuesta", "salud"))
-    return Stored(caller, run, answers, *packages)
+    return Stored(caller, run, spoken, minor, answers, *packages)
 
 
-def answer(run: SurveyRun, question: str, value: str, channel: str, lang: str | None, at: datetime) -> Answer:
+def answer(
+    run: SurveyRun,
+    question: str,
+    value: str,
+    channel: str,
+    lang: str | None,
+    at: datetime,
+    text: str | None = None,
+) -> Answer:
     """An answer of a run."""
+    kind = "open" if question == "comentario" else "numeric" if question == "hijos" else "select_one"
     fields = {"question_id": question, "value": value, "channel": channel, "language": lang, "created_at": at}
-    return Answer(run_id=run.id, flow_id=run.flow_id, kind="select_one", **fields)
+    return Answer(run_id=run.id, flow_id=run.flow_id, kind=kind, text=text, **fields)
+
+
+def edited(change: Callable[[dict[str, Any]], None]) -> FlowDefinition:
+    """The test flow after an edit to its nodes."""
+    data = FLOW.model_dump(exclude_none=True)
+    change(data["nodes"])
+    return FlowDefinition.model_validate(data)
 
 
 @dataclass
@@ -152,34 +190,117 @@ async def bearer(sessions: Sessions, *scopes: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?[+-]\d{2}:\d{2}")
+"""A date-time with an explicit offset: the spec wants +00:00, not Z, for UTC."""
+SEMVER = re.compile(r"\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?")
+QUESTION_TYPES = {"select_one", "select_many", "numeric", "open", "text", "image", "video", "audio"}
+QUESTION_TYPES |= {"geo_point", "date", "time", "datetime"}
+ROW_TYPES = QUESTION_TYPES - {"open"}
+"""What an open question's row may say it is."""
+
+
+def check_timestamp(value: Any) -> datetime:
+    """An RFC 3339 date-time with an explicit numeric offset."""
+    assert isinstance(value, str)
+    assert RFC3339.fullmatch(value), value
+    moment = datetime.fromisoformat(value)
+    assert moment.tzinfo is not None
+    return moment
+
+
 def check_descriptor(descriptor: dict[str, Any]) -> None:
     """Every property the Flow Results spec requires, with the right type."""
     for key in ("profile", "flow_results_specification_version", "created", "modified", "id", "resources"):
         assert key in descriptor, key
     assert descriptor["profile"] == "flow-results-package"
-    assert descriptor["flow_results_specification_version"] == "1.0.0-rc1"
+    version = descriptor["flow_results_specification_version"]
+    assert SEMVER.fullmatch(version)
+    assert version == descriptor["flow-results-specification"] == "1.0.0-rc1"
+    assert check_timestamp(descriptor["created"]) <= check_timestamp(descriptor["modified"])
     assert str(uuid.UUID(descriptor["id"])) == descriptor["id"]
     assert uuid.UUID(descriptor["id"]).version == 4
-    for key in ("created", "modified"):
-        assert datetime.fromisoformat(descriptor[key]).tzinfo is not None
     assert re.fullmatch(r"[a-z0-9._-]+", descriptor["name"])
+    assert isinstance(descriptor["title"], str)
     [resource] = descriptor["resources"]
-    assert resource["mediatype"] == "application/json"
-    assert "data" not in resource
+    assert (resource["mediatype"], resource["encoding"]) == ("application/json", "utf-8")
+    assert "data" not in resource  # the spec forbids inline data
     assert ("path" in resource) != ("api-data-url" in resource)
-    fields = resource["schema"]["fields"]
+    assert isinstance(resource.get("path", resource.get("api-data-url")), str)
+    check_schema(resource["schema"])
+
+
+def check_schema(schema: dict[str, Any]) -> None:
+    """The seven fields, the label language, and each question's type, label and options."""
+    fields = schema["fields"]
     assert [field["name"] for field in fields] == FIELDS
     assert [field["type"] for field in fields] == ["datetime", *["string"] * 4, "any", "object"]
-    for question in resource["schema"]["questions"].values():
+    assert all(isinstance(field["title"], str) and field["title"] for field in fields)
+    assert re.fullmatch(r"[a-z]{3}", schema["language"])
+    assert isinstance(schema["questions"], dict)
+    assert schema["questions"]
+    for question in schema["questions"].values():
         assert set(question) == {"type", "label", "type_options"}
-        assert question["type"] in {"select_one", "numeric", "open"}
+        assert question["type"] in {"select_one", "numeric", "open"}  # all this service asks
         assert isinstance(question["label"], str)
         assert question["label"]
+        options = question["type_options"]
+        if question["type"] == "select_one":
+            choices = options["choices"]
+            assert choices
+            assert all(isinstance(choice, str) and choice for choice in choices)
+            assert len(set(choices)) == len(choices)
+        elif question["type"] == "numeric":
+            low, high = options["range"]
+            assert isinstance(low, int | float)
+            assert isinstance(high, int | float)
+            assert low <= high
+        else:
+            assert options == {}  # "None used at the schema level"
+
+
+def check_rows(descriptor: dict[str, Any], rows: Any) -> None:
+    """Rows as the spec's data resource wants them, each one described by the descriptor."""
+    questions = descriptor["resources"][0]["schema"]["questions"]
+    assert isinstance(rows, list)
+    row_ids = [str(row[1]) for row in rows]
+    assert len(set(row_ids)) == len(row_ids)  # unique, compared as strings
+    for row in rows:
+        assert isinstance(row, list)
+        assert len(row) == len(FIELDS)
+        when, row_id, contact_id, session_id, question_id, response, metadata = row
+        check_timestamp(when)
+        for identifier in (row_id, contact_id):
+            assert isinstance(identifier, str | int)
+            assert not isinstance(identifier, bool)
+            assert str(identifier)
+        assert isinstance(session_id, str)
+        assert session_id
+        assert question_id in questions
+        assert isinstance(metadata, dict)
+        check_response(questions[question_id], response, metadata)
+
+
+def check_response(question: dict[str, Any], response: Any, metadata: dict[str, Any]) -> None:
+    """A response of the question's type; null only where the caller skipped (or spoke, for an open one)."""
+    options = question["type_options"]
+    if question["type"] == "select_one":
+        assert response is None or response in options["choices"]
+    elif question["type"] == "numeric":
+        if response is not None:
+            assert isinstance(response, int | float)
+            assert not isinstance(response, bool)
+            low, high = options["range"]
+            assert low <= response <= high
+    else:
+        assert metadata["type"] in ROW_TYPES
+        assert metadata["type"] in {"text", "audio"}  # what a call and a text message can carry
+        assert isinstance(metadata["type_options"], dict)
+        assert response is None or isinstance(response, str)
 
 
 def test_questions_are_those_reachable_from_the_consent_in_order() -> None:
     """In the order callers meet them; menus, ineligibility and the other survey are not walked into."""
-    assert list(survey_questions(FLOW, "percepcion")) == ["genero", "edad", "agua", "hijos", "confianza"]
+    assert list(survey_questions(FLOW, "percepcion")) == [*QUESTIONS]
     assert list(survey_questions(FLOW, "salud")) == ["post"]
 
 
@@ -208,14 +329,14 @@ async def test_the_descriptor_follows_the_spec(partner: Partner, stored: Stored)
     descriptor = data["attributes"]
     check_descriptor(descriptor)
     assert descriptor["name"] == "rimay-encuesta-percepcion"
-    assert descriptor["created"] == "2026-11-25T06:00:00.000000+00:00"
-    assert descriptor["modified"] == "2026-11-25T06:02:00.000000+00:00"
+    # The original version: created at the first answer of an adult (not the under-18's), modified alike.
+    assert descriptor["created"] == descriptor["modified"] == "2026-11-25T06:00:00.000000+00:00"
     [resource] = descriptor["resources"]
     assert resource["api-data-url"] == f"https://hotline.example.org{BASE}/{stored.package}/responses"
     assert resource["schema"]["language"] == "spa"
     questions = resource["schema"]["questions"]
-    assert list(questions) == ["genero", "edad", "agua", "hijos", "confianza"]
-    assert {key: questions[key] for key in ("agua", "hijos", "confianza")} == {
+    assert list(questions) == QUESTIONS
+    assert {key: questions[key] for key in ("agua", "hijos", "confianza", "comentario")} == {
         "agua": {
             "type": "select_one",
             "label": "¿El agua cambió?",
@@ -223,7 +344,9 @@ async def test_the_descriptor_follows_the_spec(partner: Partner, stored: Stored)
         },
         "hijos": {"type": "numeric", "label": "¿Cuántos hijos?", "type_options": {"range": [0, 30]}},
         "confianza": {"type": "select_one", "label": "texto", "type_options": {"choices": ["poco", "mucho"]}},
+        "comentario": {"type": "open", "label": "texto", "type_options": {}},
     }
+    check_rows(descriptor, await partner.rows(f"{BASE}/{stored.package}/responses"))
 
 
 async def test_rows_are_what_was_stored(partner: Partner, stored: Stored) -> None:
@@ -234,31 +357,70 @@ async def test_rows_are_what_was_stored(partner: Partner, stored: Stored) -> Non
     assert (body["data"]["type"], body["data"]["id"]) == ("responses", stored.package)
     assert body["links"]["next"] is None
     rows = body["data"]["attributes"]["responses"]
-    contact = rows[0][2]
+    contact, spoken_contact = rows[0][2], rows[-1][2]
+    written = {"type": "text", "type_options": {}}
+    audio = {"type": "audio", "type_options": {}}
     expected = [
-        ("06:00", "agua", "si", "voice", "que"),
-        ("06:01", "hijos", 3, "sms", "spa"),
-        ("06:02", "confianza", None, "voice", None),
-    ]
-    run = stored.run.public_id
-    assert rows == [
-        [
-            f"2026-11-25T{at}:00.000000+00:00",
-            str(a.id),
+        ("06:00", contact, stored.run, "agua", "si", {"channel": "voice", "language": "que"}),
+        ("06:01", contact, stored.run, "hijos", 3, {"channel": "sms", "language": "spa"}),
+        ("06:02", contact, stored.run, "confianza", None, {"channel": "voice", "language": None}),
+        (
+            "06:03",
             contact,
-            run,
-            question,
-            response,
-            {"channel": ch, "language": lang},
-        ]
-        for a, (at, question, response, ch, lang) in zip(stored.answers, expected, strict=True)
+            stored.run,
+            "comentario",
+            "Me preocupa el agua",
+            {"channel": "sms", "language": "spa", **written},
+        ),
+        # Spoken: a voice identifies a person, so the recording stays here and the response is null.
+        (
+            "06:04",
+            spoken_contact,
+            stored.spoken_run,
+            "comentario",
+            None,
+            {"channel": "voice", "language": "que", **audio},
+        ),
+    ]
+    assert rows == [
+        [f"2026-11-25T{at}:00.000000+00:00", str(a.id), who, run.public_id, question, value, metadata]
+        for a, (at, who, run, question, value, metadata) in zip(stored.answers, expected, strict=True)
     ]
     assert datetime.fromisoformat(rows[0][0]).utcoffset() == timedelta(0)
-    assert contact not in {stored.caller.pseudonym, str(stored.caller.id)}
+    assert contact not in {stored.caller.pseudonym, str(stored.caller.id), spoken_contact}
     assert re.fullmatch(r"[0-9a-f]{32}", contact)
     [[_, _, other_contact, *_]] = await partner.rows(f"{BASE}/{stored.other_package}/responses")
     assert other_contact != contact
     assert await partner.rows(f"{BASE}/{stored.package}/responses") == rows
+
+
+@pytest.mark.parametrize(
+    ("value", "channel", "expected"),
+    [
+        ("recording", "voice", "audio"),
+        ("text", "sms", "text"),
+        (SKIPPED, "voice", "audio"),
+        (SKIPPED, "sms", "text"),
+    ],
+)
+def test_an_open_row_says_what_the_caller_was_asked_for(value: str, channel: str, expected: str) -> None:
+    """Spoken is audio, written is text; a skip takes its channel's type, as the spec wants one per row."""
+    stored = StoredAnswer(1, T0, "comentario", value, channel, "es", None, "r" * 32)
+    assert open_type(stored) == expected
+
+
+async def test_an_under_18s_answers_never_reach_partners(
+    partner: Partner, stored: Stored, environment: Path
+) -> None:
+    """A run closed as ineligible is in no row, no page, no export, and not in `created`."""
+    descriptor = (await partner.get(f"{BASE}/{stored.package}")).json()["data"]["attributes"]
+    assert descriptor["created"] == "2026-11-25T06:00:00.000000+00:00"
+    rows = await partner.rows(f"{BASE}/{stored.package}/responses", **{"page[size]": "1000"})
+    assert stored.minor_run.public_id not in {row[3] for row in rows}
+    assert "menor_18" not in {row[5] for row in rows}
+    assert len(rows) == len(stored.answers)
+    _, exported = await export(environment)
+    assert exported == rows
 
 
 async def test_only_results_keys_are_let_in(partner: Partner, stored: Stored, sessions: Sessions) -> None:
@@ -280,7 +442,7 @@ async def test_the_list_shows_each_survey(partner: Partner, stored: Stored) -> N
         "name": "rimay-encuesta-percepcion",
         "title": "Encuesta: percepcion",
         "created": "2026-11-25T06:00:00.000000+00:00",
-        "modified": "2026-11-25T06:02:00.000000+00:00",
+        "modified": "2026-11-25T06:00:00.000000+00:00",
     }
     assert listed[stored.other_package]["attributes"]["name"] == "rimay-encuesta-salud"
 
@@ -299,7 +461,7 @@ async def test_pages_of_one_walk_every_row(partner: Partner, stored: Stored) -> 
 @pytest.mark.parametrize(
     ("start", "end", "expected"),
     [
-        ("2026-11-25T06:00:00+00:00", None, ["hijos", "confianza"]),
+        ("2026-11-25T06:00:00+00:00", None, ["hijos", "confianza", "comentario", "comentario"]),
         (None, "2026-11-25T01:01:00-05:00", ["agua", "hijos"]),
         ("2026-11-25T06:00:30Z", "2026-11-25T06:01:00Z", ["hijos"]),
     ],
@@ -363,24 +525,105 @@ def environment(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     return tmp_path / "out"
 
 
-async def test_export_writes_the_package(partner: Partner, stored: Stored, environment: Path) -> None:
-    """datapackage.json points at the rows file, and the rows are those the API serves."""
-    args = ["export", "floip", "encuesta", str(environment), "--survey", "percepcion"]
+async def export(out: Path) -> tuple[dict[str, Any], list[list[Any]]]:
+    """Run `rimay export floip encuesta OUT --survey percepcion`; the descriptor and rows it wrote."""
+    args = ["export", "floip", "encuesta", str(out), "--survey", "percepcion"]
     try:  # in a thread: the command runs its own event loop, as it does from a shell
         result = await asyncio.to_thread(CliRunner().invoke, cli, args)
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
-    assert str(environment / "datapackage.json") in result.output
-    descriptor = json.loads((environment / "datapackage.json").read_text())
+    assert str(out / "datapackage.json") in result.output
+    descriptor: dict[str, Any] = json.loads((out / "datapackage.json").read_text())
+    rows: list[list[Any]] = json.loads((out / descriptor["resources"][0]["path"]).read_text())
+    return descriptor, rows
+
+
+async def test_export_writes_the_package(partner: Partner, stored: Stored, environment: Path) -> None:
+    """datapackage.json points at the rows file, and the rows are those the API serves."""
+    descriptor, rows = await export(environment)
     check_descriptor(descriptor)
+    check_rows(descriptor, rows)
     assert descriptor["id"] == stored.package
     path = descriptor["resources"][0]["path"]
     assert path == "rimay-encuesta-percepcion-responses.json"
-    rows = json.loads((environment / path).read_text())
     assert rows == await partner.rows(f"{BASE}/{stored.package}/responses")
+    api = (await partner.get(f"{BASE}/{stored.package}")).json()["data"]["attributes"]
+    assert descriptor["resources"][0]["schema"] == api["resources"][0]["schema"]
+    assert (descriptor["created"], descriptor["modified"]) == (api["created"], api["modified"])
     dump = (environment / "datapackage.json").read_text() + (environment / path).read_text()
     assert not [needle for needle in (*NEEDLES, stored.caller.pseudonym) if needle in dump]
+
+
+async def test_a_question_removed_from_the_flow_stays_in_the_package(
+    app: FastAPI, partner: Partner, stored: Stored, environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same package id, same schema (the spec forbids removing or changing a question), same rows."""
+    before = (await partner.get(f"{BASE}/{stored.package}")).json()["data"]["attributes"]
+    rows = await partner.rows(f"{BASE}/{stored.package}/responses")
+
+    def drop_children(nodes: dict[str, Any]) -> None:
+        del nodes["children"]
+        nodes["agua"]["next"] = "trust"
+        nodes["agua"]["prompt"]["es"] = "¿Cambió el agua del río?"  # a reworded label is not a new version
+
+    flow = edited(drop_children)
+    assert "hijos" not in survey_questions(flow, "percepcion")
+    app.state.flows = {**app.state.flows, flow.id: flow}
+    monkeypatch.setattr("app.floip.cli.load_flows", lambda _: {flow.id: flow})
+    after = (await partner.get(f"{BASE}/{stored.package}")).json()["data"]["attributes"]
+    assert after == before
+    assert await partner.rows(f"{BASE}/{stored.package}/responses") == rows
+    assert [row[5] for row in rows if row[4] == "hijos"] == [3]
+    descriptor, exported = await export(environment)
+    check_rows(descriptor, exported)
+    assert descriptor["id"] == stored.package
+    assert descriptor["resources"][0]["schema"]["questions"] == before["resources"][0]["schema"]["questions"]
+    assert exported == rows
+
+
+async def test_a_question_added_to_the_flow_is_a_new_version(
+    app: FastAPI, partner: Partner, stored: Stored
+) -> None:
+    """Appended to the schema; `modified` moves on, `created` and the package id do not."""
+    before = (await partner.get(f"{BASE}/{stored.package}")).json()["data"]["attributes"]
+
+    def add_question(nodes: dict[str, Any]) -> None:
+        nodes["trust"]["next"] = "dust"
+        nodes["dust"] = {
+            "type": "question",
+            "question": "polvo",
+            "prompt": T,
+            "choices": "likert",
+            "next": "comment",
+        }
+
+    flow = edited(add_question)
+    app.state.flows = {**app.state.flows, flow.id: flow}
+    started = datetime.now(UTC)
+    response = await partner.get(f"{BASE}/{stored.package}")
+    after = response.json()["data"]["attributes"]
+    check_descriptor(after)
+    assert (response.json()["data"]["id"], after["created"]) == (stored.package, before["created"])
+    assert started <= datetime.fromisoformat(after["modified"]) <= datetime.now(UTC)
+    questions = after["resources"][0]["schema"]["questions"]
+    assert list(questions) == [*QUESTIONS, "polvo"]  # asked before comentario, published after it
+    assert questions["polvo"]["type_options"] == {"choices": ["poco", "mucho"]}
+    assert (await partner.get(f"{BASE}/{stored.package}")).json()["data"]["attributes"] == after
+
+
+async def test_a_package_without_answers_keeps_its_timestamps(partner: Partner, settings: Settings) -> None:
+    """created and modified are when the package was first read, the same on every later read."""
+    package = FloipKeys(settings.master_secret).package_id("encuesta", "percepcion")
+    started = datetime.now(UTC)
+    first = (await partner.get(f"{BASE}/{package}")).json()["data"]["attributes"]
+    check_descriptor(first)
+    assert first["created"] == first["modified"]
+    assert started <= datetime.fromisoformat(first["created"]) <= datetime.now(UTC)
+    await asyncio.sleep(0.01)
+    listed = {item["id"]: item["attributes"] for item in (await partner.get(BASE)).json()["data"]}
+    assert (listed[package]["created"], listed[package]["modified"]) == (first["created"], first["modified"])
+    assert (await partner.get(f"{BASE}/{package}")).json()["data"]["attributes"] == first
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 import typer
 
-from app.db.base import utcnow
 from app.db.engine import make_async_engine, make_sessionmaker
 from app.floip.descriptor import data_file_name, descriptor, file_resource
 from app.floip.errors import SurveyNotFound
@@ -66,8 +65,9 @@ async def _read(settings: Settings, package: Package) -> tuple[dict[str, Any], l
     try:
         async with make_sessionmaker(engine)() as db:
             service = FloipService(db, {package.flow.id: package.flow}, FloipKeys(settings.master_secret))
-            rows = await service.all_rows(package)
-            span = await service.span(package)  # after the rows, so `modified` is never older than them
-            return descriptor(package, span, utcnow(), file_resource(package)), rows
+            version = await service.version(package)
+            await db.commit()  # published questions stay in the package, even once the flow drops them
+            rows = await service.all_rows(package, version)
+            return descriptor(package, version, file_resource(package)), rows
     finally:
         await engine.dispose()

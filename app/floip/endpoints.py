@@ -73,34 +73,39 @@ def _package_url(base: str, package: Package) -> str:
 
 
 @router.get("/packages", response_class=JsonApiResponse, summary="List the Flow Results packages")
-async def list_packages(_: ResultsReader, service: Floip, settings: SettingsDep) -> JsonApiResponse:
+async def list_packages(
+    _: ResultsReader, service: Floip, db: SessionDep, settings: SettingsDep
+) -> JsonApiResponse:
     """One package per survey, with its name, title, created and modified."""
-    now, base = service.clock(), settings.public_base_url
+    base = settings.public_base_url
     data = [
         {
             "type": "packages",
             "id": package.id,
-            "attributes": summary(package, await service.span(package), now),
+            "attributes": summary(package, await service.version(package)),
             "links": {"self": _package_url(base, package)},
         }
         for package in service.packages()
     ]
+    await db.commit()  # what was published now stays published: its questions are never removed
     links = {"self": f"{base}{PREFIX}/packages", "next": None, "previous": None}
     return JsonApiResponse({"data": data, "links": links})
 
 
 @router.get("/packages/{package_id}", response_class=JsonApiResponse, summary="A package's descriptor")
 async def get_package(
-    package_id: str, _: ResultsReader, service: Floip, settings: SettingsDep
+    package_id: str, _: ResultsReader, service: Floip, db: SessionDep, settings: SettingsDep
 ) -> JsonApiResponse:
     """The descriptor, its resource pointing at the paginated responses."""
     package = service.package(package_id)
+    version = await service.version(package)
+    await db.commit()
     url = _package_url(settings.public_base_url, package)
     resource = api_resource(package, f"{url}/responses")
     data = {
         "type": "packages",
         "id": package.id,
-        "attributes": descriptor(package, await service.span(package), service.clock(), resource),
+        "attributes": descriptor(package, version, resource),
         "relationships": {"responses": {"links": {"related": f"{url}/responses"}}},
         "links": {"self": url},
     }
@@ -112,6 +117,7 @@ async def get_responses(
     package_id: str,
     _: ResultsReader,
     service: Floip,
+    db: SessionDep,
     settings: SettingsDep,
     start: Annotated[str | None, Query(alias="filter[start-timestamp]")] = None,
     end: Annotated[str | None, Query(alias="filter[end-timestamp]")] = None,
@@ -124,7 +130,9 @@ async def get_responses(
     if before is not None:
         raise UnsupportedParameter("page[beforeCursor] is not supported: follow links.next from the start")
     query = parse_query(service.keys, package.id, start=start, end=end, size=size, cursor=cursor)
-    page = await service.page(package, query)
+    version = await service.version(package)
+    await db.commit()
+    page = await service.page(package, version, query)
     url = _package_url(settings.public_base_url, package)
     links = {
         "self": f"{url}/responses?{urlencode(query.params(query.cursor))}",

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
-from app.floip.descriptor import Span
+from app.floip.catalogue import PackageCatalogue, Version
 from app.floip.errors import InvalidPackageId, PackageNotFound
 from app.floip.keys import FloipKeys
 from app.floip.query import MAX_PAGE_SIZE, ResponseQuery
@@ -29,7 +29,7 @@ class Page:
 
 
 class FloipService:
-    """Reads packages; the flows are the catalogue, the database holds the answers."""
+    """Reads packages: the flows name them, the database holds their published schemas and answers."""
 
     def __init__(
         self,
@@ -43,6 +43,7 @@ class FloipService:
         self.clock = clock
         self.flows = flows
         self.answers = FloipRepository(db)
+        self.catalogue = PackageCatalogue(db)
 
     def packages(self) -> list[Package]:
         """Every survey of every flow."""
@@ -59,17 +60,16 @@ class FloipService:
                 return package
         raise PackageNotFound(f"no package {wanted}")
 
-    async def span(self, package: Package) -> Span:
-        """When the package's answers began and last changed."""
-        first, last = await self.answers.span(package.flow.id, package.survey, package.questions)
-        return Span(first, last)
+    async def version(self, package: Package) -> Version:
+        """The package's schema, recording the flow's new questions (only flushes: the caller commits)."""
+        return await self.catalogue.version(package.flow, package.survey, self.clock())
 
-    async def page(self, package: Package, query: ResponseQuery) -> Page:
+    async def page(self, package: Package, version: Version, query: ResponseQuery) -> Page:
         """One page of rows in row id order; one extra row is read to know whether another page follows."""
         found = await self.answers.answers(
             package.flow.id,
             package.survey,
-            package.questions,
+            version.questions,
             after=query.after,
             start=query.start,
             end=query.end,
@@ -77,16 +77,16 @@ class FloipService:
         )
         shown = found[: query.size]
         contacts = self.keys.contacts(package.id)
-        rows = [to_row(answer, contacts, package.questions) for answer in shown]
+        rows = [to_row(answer, contacts, version.questions) for answer in shown]
         more = len(found) > query.size
         return Page(rows, self.keys.cursor(package.id, shown[-1].id) if more else None)
 
-    async def all_rows(self, package: Package) -> list[Row]:
+    async def all_rows(self, package: Package, version: Version) -> list[Row]:
         """Every row of a package (for the file export), read page by page."""
         rows: list[Row] = []
         query = ResponseQuery(size=MAX_PAGE_SIZE)
         while True:
-            page = await self.page(package, query)
+            page = await self.page(package, version, query)
             rows.extend(page.rows)
             if page.next_cursor is None:
                 return rows

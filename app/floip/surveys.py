@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from app.floip.errors import SurveyNotFound
 from app.floip.keys import FloipKeys
@@ -18,6 +19,9 @@ from app.flows.model import (
     question_id,
 )
 from app.flows.validate import targets
+
+QuestionSchema = dict[str, Any]
+"""A question as the descriptor lists it: ``type``, ``label`` and ``type_options``."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,21 @@ class Package:
     def title(self) -> str:
         """A human-readable title."""
         return f"{self.flow.title or self.flow.id}: {self.survey}"
+
+
+def question_schema(flow: FlowDefinition, node: QuestionNode) -> QuestionSchema:
+    """A question's type, label (its prompt in the flow's first language) and options."""
+    label = node.prompt.get(flow.languages[0]) or next(iter(node.prompt.values()), "")
+    if node.open is not None:
+        return {"type": "open", "label": label, "type_options": {}}
+    if node.number is not None:
+        return {
+            "type": "numeric",
+            "label": label,
+            "type_options": {"range": [node.number.min, node.number.max]},
+        }
+    choices = [choice.name for choice in flow.choices(node).values()]
+    return {"type": "select_one", "label": label, "type_options": {"choices": choices}}
 
 
 def survey_names(flow: FlowDefinition) -> list[str]:
@@ -67,6 +86,11 @@ def survey_questions(flow: FlowDefinition, survey: str) -> dict[str, QuestionNod
             found.setdefault(question_id(node_id, node), node)
         pending.extend(reversed(list(_within_survey(node, survey))))
     return found
+
+
+def survey_schemas(flow: FlowDefinition, survey: str) -> dict[str, QuestionSchema]:
+    """The survey's questions in this version of the flow, as the descriptor lists them."""
+    return {key: question_schema(flow, node) for key, node in survey_questions(flow, survey).items()}
 
 
 def _within_survey(node: AnyNode, survey: str) -> Iterable[str]:
