@@ -22,6 +22,7 @@ from app.flows.model import FlowDefinition
 from app.outbox.cli import outbox_app, worker
 from app.settings import ConfigurationError, get_settings
 from app.simulator import HANG_UP, Call, Screen, TextPhone, TwilioSigner
+from app.staff.cli import user_app
 
 app = typer.Typer(
     help="Rimay: an IVR and SMS hotline for communities affected by mining.", no_args_is_help=True
@@ -33,6 +34,7 @@ app.add_typer(broadcast_app, name="broadcast")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(export_app, name="export")
+app.add_typer(user_app, name="user")
 app.command()(worker)
 
 

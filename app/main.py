@@ -23,6 +23,7 @@ from app.settings import ConfigurationError, Settings, get_settings
 from app.sms.endpoints import router as sms_router
 from app.voice.endpoints import router as voice_router
 from app.voice.twiml import VoiceRenderer
+from app.web.setup import add_web
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(floip_router)
     app.include_router(health.router)
     add_api_key_error_handler(app)
+    add_web(app, settings)
     return app
 
 

@@ -14,6 +14,8 @@ class KeyPurpose(StrEnum):
     PSEUDONYM = "rimay/pseudonym/v1"
     SESSION = "rimay/session/v1"
     CSRF = "rimay/csrf/v1"
+    TOTP = "rimay/totp/v1"
+    THROTTLE = "rimay/throttle/v1"
 
 
 def derive_key(master: bytes, purpose: KeyPurpose, length: int = 32) -> bytes:

@@ -1,0 +1,1 @@
+"""The case managers' web view: server-rendered pages, staff sessions, CSRF and security headers."""

@@ -1,0 +1,23 @@
+"""Wire the web view into the app: routers, static CSS, error pages and security headers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from app.settings import Settings
+from app.web import account, admin, auth
+from app.web.deps import WebState
+from app.web.pages import HERE, add_web_error_handlers
+from app.web.security import STATIC_PREFIX, SecurityHeaders
+
+
+def add_web(app: FastAPI, settings: Settings) -> None:
+    """Call once in the app factory."""
+    app.state.web = WebState.from_settings(settings)
+    app.include_router(auth.router)
+    app.include_router(account.router)
+    app.include_router(admin.router)
+    app.mount(STATIC_PREFIX, StaticFiles(directory=HERE / "static"), name="web-static")
+    add_web_error_handlers(app)
+    app.add_middleware(SecurityHeaders)
