@@ -148,9 +148,13 @@ async def test_hanging_up_mid_survey_resumes_without_asking_again(
     hotline = flows["hotline"]
     await walk(_call(client, signer, flows), ["1", "2", "1", PROFILE[0]])
     keys = [*PROFILE[1:], *LIKERT, "*"]
-    for key in keys:
-        screens = await walk(_call(client, signer, flows), ["2", "1", key])
-        assert screens[1].prompts[0].text == hotline.nodes["survey"].prompt["es"]
+    for number, key in enumerate(keys):
+        # The offer after the greeting, or (every other call) main-menu key 2 and the survey's own offer.
+        via_menu = number % 2 == 1
+        screens = await walk(_call(client, signer, flows), ["9", "2", "1", key] if via_menu else ["1", key])
+        assert screens[0].prompts[-1].text == hotline.nodes["survey_offer"].prompt["es"]
+        if via_menu:
+            assert screens[2].prompts[0].text == hotline.nodes["survey"].prompt["es"]
     assert answers(database_url) == [*EXPECTED, ("comentario", "skipped")]
     assert [run.status for run in runs(database_url)] == ["completed"]
 
@@ -158,10 +162,12 @@ async def test_hanging_up_mid_survey_resumes_without_asking_again(
 async def test_starting_again_closes_the_unfinished_run(
     client: httpx.AsyncClient, signer: TwilioSigner, flows: dict[str, FlowDefinition], database_url: str
 ) -> None:
-    """2 at the resume offer: the old run is kept as restarted and a new one begins with consent."""
+    """2 at the survey's own resume offer: the old run is kept as restarted and a new one begins."""
     await walk(_call(client, signer, flows), ["1", "2", "1", "1", "3"])
-    screens = await walk(_call(client, signer, flows), ["2", "2", "1"])
-    assert screens[2].prompts[0].text == flows["hotline"].nodes["survey_consent"].prompt["es"]
+    # Any key but 1 at the offer after the greeting leads to the main menu, where 2 is the survey.
+    screens = await walk(_call(client, signer, flows), ["2", "2", "2", "1"])
+    assert screens[1].prompts[0].text == flows["hotline"].nodes["main"].prompt["es"]
+    assert screens[3].prompts[0].text == flows["hotline"].nodes["survey_consent"].prompt["es"]
     assert [run.status for run in runs(database_url)] == ["restarted", "open"]
 
 
@@ -245,8 +251,8 @@ async def test_a_question_removed_between_calls_is_not_asked(
     data["nodes"]["q_water"]["next"] = "q_jobs"
     edited = {"hotline": FlowDefinition.model_validate(data)}
     app.state.flows = edited
-    screens = await walk(_call(client, signer, edited), ["2", "1", "3"])
-    assert screens[2].prompts[0].text == edited["hotline"].nodes["q_jobs"].prompt["es"]
+    screens = await walk(_call(client, signer, edited), ["1", "3"])
+    assert screens[1].prompts[0].text == edited["hotline"].nodes["q_jobs"].prompt["es"]
     assert answers(database_url) == [*EXPECTED[:4], ("empleo", "algo")]
 
 
@@ -256,7 +262,7 @@ async def test_an_sms_conversation_resumes_a_survey_left_by_voice(
     """Started by phone, finished by text: one run, the channel recorded on each answer."""
     await walk(_call(client, signer, flows), ["1", "2", "1", *PROFILE])
     texter = TextPhone(client=client, signer=signer, sender=CALLER)
-    for body in ["hola", "2", "1", *LIKERT, "*"]:
+    for body in ["hola", "1", *LIKERT, "*"]:  # 1: continue, offered right after the welcome
         await texter.text(body)
     assert answers(database_url) == [*EXPECTED, ("comentario", "skipped")]
     assert [run.status for run in runs(database_url)] == ["completed"]

@@ -46,7 +46,7 @@ from app.flows.model import (
     Text,
     system_prompt_key,
 )
-from app.flows.survey_steps import SurveySteps, consent_after
+from app.flows.survey_steps import SurveySteps, offered_by_menu
 
 MAX_STEPS = 25
 """Nodes entered per input; more means a loop in the flow, which must not hang a request."""
@@ -131,6 +131,8 @@ class _Run(SurveySteps):
         self.language = memory.language
         self.reachable = memory.reachable
         self.answered = memory.answered
+        self.open_run = memory.open_run
+        self.has_profile = memory.has_profile
         self.events: list[Event] = []
         self.steps = 0
 
@@ -142,6 +144,8 @@ class _Run(SurveySteps):
             "attempts": 0,
             "ended": ended,
             "answered": self.answered,
+            "open_run": self.open_run,
+            "has_profile": self.has_profile,
         }
         return self.memory.model_copy(update=update)
 
@@ -202,7 +206,7 @@ class _Run(SurveySteps):
         if isinstance(node, ConsentNode):
             return self.on_consent(state, node, key)
         if isinstance(node, ResumeNode):
-            return self.on_resume(state, node, consent_after(self.flow, node), key)
+            return self.on_resume(state, node, key)
         if isinstance(node, ProfileCheckNode):
             return self.on_profile_check(state, node, key)
         return self.on_article(state, node, key)
@@ -286,7 +290,7 @@ class _Run(SurveySteps):
         return state.model_copy(update={"attempts": attempts})
 
     def ask(self, node_id: str, node: WaitingNode) -> None:
-        keys = _keys(self.flow, node, self.language)
+        keys = _keys(self.flow, node_id, node, self.language)
         if isinstance(node, QuestionNode) and node.number is not None:
             # A number of any length, finished with #: e.g. an age or a count.
             self.events.append(Ask(node_id, keys, self.flow.input_timeout, self.language, None, "#"))
@@ -314,7 +318,9 @@ def _after_article(node: ArticleNode) -> str:
     return "after_article" if node.next is not None else "after_last_article"
 
 
-def _keys(flow: FlowDefinition, node: WaitingNode, language: str | None) -> tuple[str, ...]:  # noqa: PLR0911
+def _keys(  # noqa: PLR0911
+    flow: FlowDefinition, node_id: str, node: WaitingNode, language: str | None
+) -> tuple[str, ...]:
     """The keys that mean something at a node, for channels that list or restrict them."""
     if isinstance(node, MenuNode):
         extra = [REPEAT_KEY, MAIN_MENU_KEY] + ([LANGUAGE_KEY] if flow.language_menu() else [])
@@ -331,7 +337,14 @@ def _keys(flow: FlowDefinition, node: WaitingNode, language: str | None) -> tupl
         return (*flow.choices(node), REPEAT_KEY, MAIN_MENU_KEY, SKIP_KEY)
     if isinstance(node, ConsentNode):
         return ("1",)
-    if isinstance(node, ResumeNode | ProfileCheckNode):
+    if isinstance(node, ResumeNode):
+        # Offered on the way to the main menu, any key but 1 and 0 leads there; 9 says so.
+        return (
+            ("1", "2", REPEAT_KEY, MAIN_MENU_KEY)
+            if offered_by_menu(flow, node_id)
+            else ("1", REPEAT_KEY, MAIN_MENU_KEY)
+        )
+    if isinstance(node, ProfileCheckNode):
         return ("1", "2", REPEAT_KEY)
     keys = [ARTICLE_REPEAT_KEY, *([ARTICLE_NEXT_KEY] if node.next else []), ARTICLE_BACK_KEY, MAIN_MENU_KEY]
     return tuple(keys)

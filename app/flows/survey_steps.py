@@ -1,4 +1,10 @@
-"""How the engine walks survey nodes: questions, consent, resuming a run and checking the profile."""
+"""How the engine walks survey nodes: questions, consent, resuming a run and checking the profile.
+
+What the engine knows of the caller's survey changes during a call, and is kept in the state: the
+questions answered in the open run (``answered``, never asked again), whether that run has answers
+(``open_run``: a resume node offers it) and whether this phone's last profile can be offered again
+(``has_profile``: never after an under-18 answer, never an unfinished profile).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from app.flows.model import (
     AnyNode,
     ConsentNode,
     FlowDefinition,
+    MenuNode,
     MessageNode,
     ProfileCheckNode,
     QuestionNode,
@@ -44,7 +51,8 @@ class SurveySteps:
     flow: FlowDefinition
     events: list[Event]
     answered: tuple[str, ...]
-    memory: RunState
+    open_run: bool
+    has_profile: bool
 
     def enter(self, node_id: str) -> RunState:
         """Enter a node (provided by the run)."""
@@ -68,10 +76,10 @@ class SurveySteps:
         """Where to go instead of stopping at a node the caller must not be asked, or None to stop."""
         if isinstance(node, QuestionNode) and question_id(node_id, node) in self.answered:
             return node.next
-        if isinstance(node, ResumeNode) and not self.memory.open_run:
-            return node.next
+        if isinstance(node, ResumeNode) and not self.open_run:
+            return node.next if offered_by_menu(self.flow, node_id) else self.flow.main
         if isinstance(node, ProfileCheckNode):
-            if not self.memory.has_profile:
+            if not self.has_profile:
                 return node.next
             if any(q in self.answered for q in self.flow.profile_questions().values()):
                 return node.next  # a continued run: its profile questions left are asked, not re-checked
@@ -81,8 +89,24 @@ class SurveySteps:
         """A thank-you that ends a survey run, as completed or as ineligible."""
         if node.completes is not None:
             self.events.append(SurveyClosed(node.completes, "completed"))
+            self.run_ended()
         if node.ineligible_for is not None:
             self.events.append(SurveyClosed(node.ineligible_for, "ineligible"))
+            self.run_ended()
+            self.has_profile = False  # an under-18 profile is never offered again: ask who is calling
+
+    def run_ended(self) -> None:
+        """No run is open any more: a later survey in this call starts afresh."""
+        self.answered = ()
+        self.open_run = False
+
+    def took(self, question: str, profile: str | None) -> None:
+        """An answer (or skip) is stored in the open run: it is never asked again in this run."""
+        self.answered = (*self.answered, question)
+        self.open_run = True
+        if profile is not None:
+            # The run now holds the phone's latest profile; only a complete one is offered again.
+            self.has_profile = set(self.flow.profile_questions().values()) <= set(self.answered)
 
     def on_question(self, state: RunState, node: QuestionNode, key: str) -> RunState:
         question = question_id(state.node, node)
@@ -108,7 +132,7 @@ class SurveySteps:
         kind = "numeric" if node.number is not None and key != SKIP_KEY else "select_one"
         self.events.append(InputReceived(state.node, NodeKind.QUESTION, key, outcome, target))
         self.events.append(Answered(question, value, kind, node.profile))
-        self.answered = (*self.answered, question)
+        self.took(question, node.profile)
         return self.enter(target)
 
     def on_open_text(self, state: RunState, node: QuestionNode, text: str) -> RunState:
@@ -135,7 +159,7 @@ class SurveySteps:
         outcome = Outcome.SKIPPED if answered.value == SKIPPED else Outcome.CHOSEN
         self.events.append(InputReceived(state.node, NodeKind.QUESTION, answered.value, outcome, node.next))
         self.events.append(answered)
-        self.answered = (*self.answered, answered.question)
+        self.took(answered.question, answered.profile)
         return self.enter(node.next)
 
     def on_consent(self, state: RunState, node: ConsentNode, key: str) -> RunState:
@@ -143,25 +167,34 @@ class SurveySteps:
         accepted = key == START_KEY
         self.events.append(ConsentGiven(node.survey, accepted))
         if accepted:
-            self.answered = ()
+            self.run_ended()  # the host closes any run left open and starts a new one
         return self.enter(node.next if accepted else node.back)
 
-    def on_resume(self, state: RunState, node: ResumeNode, consent_next: str | None, key: str) -> RunState:
+    def on_resume(self, state: RunState, node: ResumeNode, key: str) -> RunState:
+        """1 continues, 0 repeats; 2 restarts and 9 leaves (from a menu), or any other key leaves."""
         kind = NodeKind.RESUME
+        consent_next = consent_after(self.flow, node)
         if key == CONTINUE_KEY and consent_next is not None:
             return self.go(state, kind, key, Outcome.CONTINUE, consent_next)
-        if key == RESTART_KEY:
-            self.events.append(RunRestarted(node.survey))
-            self.answered = ()
-            return self.go(state, kind, key, Outcome.RESTART, node.next)
         if key == REPEAT_KEY:
             return self.go(state, kind, key, Outcome.REPEAT, state.node)
+        if not offered_by_menu(self.flow, state.node):
+            return self.go(state, kind, key, Outcome.MAIN_MENU, self.flow.main)
+        if key == RESTART_KEY:
+            self.events.append(RunRestarted(node.survey))
+            self.run_ended()
+            return self.go(state, kind, key, Outcome.RESTART, node.next)
+        if key == MAIN_MENU_KEY:
+            return self.go(state, kind, key, Outcome.MAIN_MENU, self.flow.main)
         return self.retry(state, node, key, Outcome.INVALID)
 
     def on_profile_check(self, state: RunState, node: ProfileCheckNode, key: str) -> RunState:
         kind = NodeKind.PROFILE_CHECK
         if key == SAME_PERSON_KEY:
             self.events.append(ProfileReused())
+            # The host copies the stored profile's answers into this run: none is asked in it.
+            profile = tuple(self.flow.profile_questions().values())
+            self.answered = (*self.answered, *(q for q in profile if q not in self.answered))
             return self.go(state, kind, key, Outcome.SAME, node.same)
         if key == OTHER_PERSON_KEY:
             return self.go(state, kind, key, Outcome.DIFFERENT, node.next)
@@ -173,6 +206,17 @@ class SurveySteps:
 def _number_in(key: str, low: int, high: int) -> bool:
     """A whole number typed on the keypad (ASCII digits only), within the range."""
     return key.isascii() and key.isdigit() and len(key) <= MAX_NUMBER_DIGITS and low <= int(key) <= high
+
+
+def offered_by_menu(flow: FlowDefinition, node_id: str) -> bool:
+    """A resume node a menu option leads to is the survey's own door; elsewhere it is an offer on the way
+    to the main menu (e.g. right after the greeting), which only a caller with an open run hears."""
+    return any(
+        option.next == node_id
+        for node in flow.nodes.values()
+        if isinstance(node, MenuNode)
+        for option in node.options.values()
+    )
 
 
 def consent_after(flow: FlowDefinition, node: ResumeNode) -> str | None:

@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.broadcasts.models import Subscription
@@ -57,7 +57,7 @@ class SurveyService:
         answered: tuple[str, ...] = ()
         if run is not None:
             answered = tuple(await self.db.scalars(select(Answer.question_id).where(Answer.run_id == run.id)))
-        profile = await self._stored_profile(caller_id)
+        profile = await self._stored_profile(caller_id, flow)
         return RunState(
             node=flow.start,
             open_run=run is not None and bool(answered),
@@ -199,33 +199,55 @@ class SurveyService:
             return None
         return None if event.value == SKIPPED else stored.id
 
-    async def _stored_profile(self, caller_id: int, excluding: int | None = None) -> SurveyRun | None:
-        """The latest run (other than ``excluding``) in which this caller described themselves."""
-        described = (
-            SurveyRun.gender.is_not(None) | SurveyRun.age_band.is_not(None) | SurveyRun.community.is_not(None)
+    async def _stored_profile(
+        self, caller_id: int, flow: FlowDefinition, excluding: int | None = None
+    ) -> SurveyRun | None:
+        """The profile this phone gave last (in a run other than ``excluding``), if it may be offered again.
+
+        Only the latest run with a profile answer counts: an under-18 answer there (the run closed as
+        ineligible) or a profile left unfinished means the caller is asked again, never surveyed on an
+        older profile.
+        """
+        questions = set(flow.profile_questions().values())
+        if not questions:
+            return None
+        query = (
+            select(SurveyRun)
+            .join(Answer, Answer.run_id == SurveyRun.id)
+            .where(SurveyRun.caller_id == caller_id, Answer.question_id.in_(questions))
         )
-        query = select(SurveyRun).where(SurveyRun.caller_id == caller_id, described)
         if excluding is not None:
             query = query.where(SurveyRun.id != excluding)
-        return await self.db.scalar(query.order_by(SurveyRun.id.desc()).limit(1))
+        latest = await self.db.scalar(query.order_by(SurveyRun.id.desc()).limit(1))
+        if latest is None or latest.status == "ineligible":
+            return None
+        given = await self.db.scalar(
+            select(func.count(func.distinct(Answer.question_id))).where(
+                Answer.run_id == latest.id, Answer.question_id.in_(questions)
+            )
+        )
+        return latest if given == len(questions) else None
 
     async def _reuse_profile(self, session: CallSession, flow: FlowDefinition) -> None:
-        """The same person: their last profile describes this run and session, stored as answers too."""
+        """The same person: their last profile describes this run and session; its answers are copied."""
         run = await self._session_run(session)
         if run is None or session.caller_id is None:
             return
-        previous = await self._stored_profile(session.caller_id, excluding=run.id)
+        previous = await self._stored_profile(session.caller_id, flow, excluding=run.id)
         if previous is None:
             return
-        questions = flow.profile_questions()
+        questions = set(flow.profile_questions().values())
+        given = await self.db.scalars(
+            select(Answer).where(Answer.run_id == previous.id, Answer.question_id.in_(questions))
+        )
         now = utcnow()
         await self._news_community(session.caller_id, previous.community)
         for field in PROFILE_FIELDS:
-            value = getattr(previous, field)
-            setattr(session, field, value)
-            setattr(run, field, value)
-            if value is not None and field in questions:
-                await self._insert_answer(run, session, questions[field], value, "select_one", now)
+            setattr(session, field, getattr(previous, field))
+            setattr(run, field, getattr(previous, field))
+        # Every profile answer, skips included, so a continued run never asks a profile question again.
+        for answer in list(given):
+            await self._insert_answer(run, session, answer.question_id, answer.value, answer.kind, now)
 
     async def _news_community(self, caller_id: int | None, community: str | None) -> None:
         """A news subscriber's community follows what they said last, so community news reaches them."""
