@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
+from app.flows.model import FlowDefinition
 from app.settings import get_settings
-from tests.conftest import ROOT
+from tests.conftest import AUTH_TOKEN, ROOT
+from tests.server import running_service
 
 
 @pytest.fixture
-def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh data dir, configured through the environment as an operator would."""
+def environment(tmp_path: Path, audio_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh data dir with every prompt's audio built, configured through the environment."""
+    # As after ./scripts/serve: Quechua is only ever <Play>ed, so the phone needs audio to show it.
+    (tmp_path / "audio").symlink_to(audio_data_dir / "audio", target_is_directory=True)
     monkeypatch.setenv("RIMAY_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("RIMAY_FLOWS_DIR", str(ROOT / "voice_flows"))
     monkeypatch.setenv("RIMAY_AUDIO_DIR", str(ROOT / "audio"))
@@ -26,6 +32,7 @@ def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     get_settings.cache_clear()
 
 
+@pytest.mark.audio
 def test_call_walks_the_hotline_in_process(environment: Path) -> None:
     """Each prompt's text is printed, keys are sent signed, and the call is stored."""
     runner = CliRunner()
@@ -38,6 +45,37 @@ def test_call_walks_the_hotline_in_process(environment: Path) -> None:
     assert "+51900000001" not in result.output
     database = (environment / "rimay.sqlite3").read_bytes()
     assert b"900000001" not in database
+
+
+@pytest.mark.audio
+def test_call_over_http_walks_language_library_and_a_message(
+    environment: Path, audio_data_dir: Path, flows: dict[str, FlowDefinition], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rimay call --url` phones a real server over HTTP with typed keys: Quechua, library, a message."""
+    # Quechua: its prompts reach the terminal only as <Play>ed audio, read back as the flow's text.
+    hotline, key, language = flows["hotline"], "2", "qu"
+    with running_service(environment / "service", generated_audio=audio_data_dir / "audio") as service:
+        monkeypatch.setenv("RIMAY_PUBLIC_BASE_URL", service.base_url)
+        monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+        get_settings.cache_clear()
+        result = CliRunner().invoke(app, ["call", "--url", service.base_url], input=f"{key}\n1\n1\nh\n")
+        with closing(sqlite3.connect(service.data_dir / "rimay.sqlite3")) as database:
+            rows = database.execute("SELECT node FROM interactions WHERE event = 'entered' ORDER BY id")
+            entered = [node for (node,) in rows]
+    assert result.exit_code == 0, result.output
+    heard = [
+        hotline.nodes["language"].prompt[language],
+        hotline.nodes["main"].prompt[language],
+        hotline.nodes["library"].prompt[language],
+        hotline.nodes["eia_1"].prompt[language],
+        hotline.system["after_article"][language],
+    ]
+    positions = [result.output.find(f"🔊 {text}") for text in heard]
+    assert -1 not in positions, result.output
+    assert positions == sorted(positions)
+    assert result.output.count("☎ keys") == 4
+    assert entered[-2:] == ["library", "eia_1"], "the walk must reach the real server's database"
+    assert "+51900000001" not in result.output
 
 
 def test_call_reports_invalid_flows(
