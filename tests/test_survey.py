@@ -18,6 +18,8 @@ from app.recordings.models import Recording
 from app.sessions.models import CallSession, Interaction
 from app.settings import Settings
 from app.simulator import Call, Screen, TextPhone, TwilioSigner, parse_twiml
+from app.sms.models import InboundMessage
+from app.sms.segments import fits
 from app.survey.models import Answer, ConsentCount, SurveyRun
 from tests.conftest import CALLER
 from tests.outbound import ACCOUNT_SID, Sessions
@@ -302,6 +304,61 @@ async def test_flow_results_match_what_was_answered(
     assert voice == [*expected, ("comentario", None)]
     assert sms == [*expected, ("comentario", "Escríbanme al [phone]")]
     spoken = [row for row in responses if row[4] == "comentario" and row[5] is None]
-    assert spoken[0][6] == {"channel": "voice", "language": "spa", "spoken": True}
+    assert spoken[0][6] == {"channel": "voice", "language": "spa", "type": "audio", "type_options": {}}
     assert "911222333" not in listing.text
     assert CALLER[1:] not in listing.text
+
+
+async def test_an_under_18_caller_is_asked_their_age_again_on_a_later_call(
+    client: httpx.AsyncClient, signer: TwilioSigner, flows: dict[str, FlowDefinition], database_url: str
+) -> None:
+    """An under-18 profile is never reused: the next call asks the profile, not 'same person?'."""
+    hotline = flows["hotline"]
+    await walk(_call(client, signer, flows), ["1", "2", "1", "2", "1"])
+    screens = await walk(_call(client, signer, flows), ["2", "1", "2", "1"])
+    assert screens[0].prompts[-1].text == hotline.nodes["main"].prompt["es"], "no run is left to continue"
+    assert screens[2].prompts[0].text == hotline.nodes["q_gender"].prompt["es"]
+    assert screens[-1].prompts[0].text == hotline.nodes["survey_minor"].prompt["es"]
+    assert [run.status for run in runs(database_url)] == ["ineligible", "ineligible"]
+    assert not [a for a in rows(database_url, Answer) if a.question_id not in {"genero", "edad"}]
+
+
+async def test_an_older_adult_profile_is_not_reused_after_an_under_18_answer(
+    client: httpx.AsyncClient, signer: TwilioSigner, flows: dict[str, FlowDefinition], database_url: str
+) -> None:
+    """An adult completes; someone under 18 on the same phone answers next; the third call asks again."""
+    hotline = flows["hotline"]
+    await walk(_call(client, signer, flows), ["1", "2", "1", *PROFILE, *LIKERT, "*"])
+    minor = await walk(_call(client, signer, flows), ["2", "1", "2", "2", "1"])
+    assert minor[2].prompts[0].text == hotline.nodes["survey_same_person"].prompt["es"]
+    screens = await walk(_call(client, signer, flows), ["2", "1"])
+    assert screens[2].prompts[0].text == hotline.nodes["q_gender"].prompt["es"]
+    assert [run.status for run in runs(database_url)] == ["completed", "ineligible", "open"]
+
+
+@pytest.mark.parametrize("language", ["es", "qu"])
+def test_the_sms_consent_says_any_question_can_be_skipped(
+    flows: dict[str, FlowDefinition], language: str
+) -> None:
+    """As by voice, the SMS consent names the skip key, and it fits in two SMS."""
+    consent = flows["hotline"].nodes["survey_consent"].sms
+    assert consent is not None
+    assert "*" in consent[language]
+    assert fits(consent[language])
+
+
+async def test_concurrent_deliveries_of_an_sms_answer_store_it_once(
+    client: httpx.AsyncClient, signer: TwilioSigner, database_url: str
+) -> None:
+    """Five simultaneous deliveries of one MessageSid: one stored answer, the same reply to each."""
+    texter = TextPhone(client=client, signer=signer, sender=CALLER)
+    for body in ["hola", "1", "2", "1"]:
+        await texter.text(body)
+    sid = "SM" + "b" * 32
+    replies = await asyncio.gather(*(texter.send("1", message_sid=sid) for _ in range(5)))
+    assert {reply.status_code for reply in replies} == {200}
+    assert len({reply.text for reply in replies}) == 1
+    assert answers(database_url) == [("genero", "mujer")]
+    assert len(rows(database_url, InboundMessage)) == 5, "four other messages and this one, once"
+    following = await texter.text("3")
+    assert following and answers(database_url) == [("genero", "mujer"), ("edad", "30_44")]
