@@ -87,7 +87,8 @@ def test_a_manager_is_refused_the_admin_pages(page: Page) -> None:
     sign_in(page, MANAGER, PASSWORD)
     expect(page).to_have_url(re.compile(r"/account$"))
     response = page.goto("/admin/users")
-    assert response is not None and response.status == 403
+    assert response is not None
+    assert response.status == 403
     expect(page.locator("h1")).to_have_text("Acceso denegado")
 
 

@@ -54,8 +54,7 @@ async def create_user(
     """Create an account with a first password the admin hands over."""
     try:
         user = await web.staff(db).create(email, password, role)
-    except InvalidStaffInput as error:
-        await db.rollback()
+    except InvalidStaffInput as error:  # refused before anything was added
         return await _users_page(request, web, db, signed_in, error=ERRORS[error.code], status=400)
     await audit(db).record(signed_in.user, AuditAction.USER_CREATED, detail=f"{user.email} ({user.role})")
     await db.commit()
