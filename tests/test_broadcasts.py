@@ -31,7 +31,6 @@ from app.simulator import Call, TextPhone, TwilioSigner
 from tests.conftest import count_rows
 from tests.outbound import MESSAGES_URL, Sessions, outbound_settings
 from tests.test_outbox_cli import configure_cli
-from tests.test_outbox_status import report as status_report
 
 SPANISH, QUECHUA, BYSTANDER = "+51965000001", "+51965000002", "+51965000003"
 NEIGHBOUR = "+51965000004"
@@ -64,13 +63,15 @@ async def _create(
         return queued
 
 
-async def _broadcast(
+async def broadcast(
     sessions: Sessions, settings: Settings, texts: dict[str, str], community: str | None = None
 ) -> int:
+    """Create a broadcast (committed); how many messages it queued."""
     return (await _create(sessions, settings, texts, community)).recipients
 
 
-async def _send_all(sessions: Sessions, settings: Settings) -> respx.Route:
+async def send_all(sessions: Sessions, settings: Settings) -> respx.Route:
+    """Run the worker until the queue is empty, against a mocked Twilio; the Messages route."""
     worker = OutboxWorker(sessions, settings, client_factory, clock=utcnow, rng=random.Random(3))
     try:
         with respx.mock(assert_all_called=False) as twilio:
@@ -97,14 +98,14 @@ async def test_subscribers_get_the_news_once_in_their_language(
     assert await _phone(client, signer, SPANISH).text("Noticias") == [hotline.sms["news_subscribed"]["es"]]
     assert await _phone(client, signer, QUECHUA).text("willakuy") == [hotline.sms["news_subscribed"]["qu"]]
     await _phone(client, signer, BYSTANDER).text("hola")
-    assert await _broadcast(sessions, outbound, TEXTS) == 2
-    route = await _send_all(sessions, outbound)
+    assert await broadcast(sessions, outbound, TEXTS) == 2
+    route = await send_all(sessions, outbound)
     sent = sorted(
         (form["To"][0], form["Body"][0])
         for form in (parse_qs(call.request.content.decode()) for call in route.calls)
     )
     assert sent == [(SPANISH, TEXTS["es"]), (QUECHUA, TEXTS["qu"])]
-    again = await _send_all(sessions, outbound)
+    again = await send_all(sessions, outbound)
     assert again.call_count == 0
     async with sessions() as db:
         statuses = list(await db.scalars(select(OutboxMessage.status)))
@@ -122,13 +123,13 @@ async def test_opt_out_cancels_news_and_deletes_the_number(
     """ALTO after subscribing: the queued broadcast is cancelled, the number and subscription are gone."""
     phone = _phone(client, signer, SPANISH)
     await phone.text("NOTICIAS")
-    assert await _broadcast(sessions, outbound, TEXTS) == 1
+    assert await broadcast(sessions, outbound, TEXTS) == 1
     await phone.text("ALTO")
-    route = await _send_all(sessions, outbound)
+    route = await send_all(sessions, outbound)
     assert route.call_count == 0
     assert count_rows(database_url, "contacts") == 0
     assert count_rows(database_url, "subscriptions") == 0
-    assert await _broadcast(sessions, outbound, TEXTS) == 0
+    assert await broadcast(sessions, outbound, TEXTS) == 0
     engine_url = database_url
     if engine_url.startswith("sqlite"):
         stored = b"".join(
@@ -151,15 +152,15 @@ async def test_community_broadcast_reaches_only_that_community(
         assert first is not None
         first.community = "Huayhuay"
         await db.commit()
-    assert await _broadcast(sessions, outbound, TEXTS, community="Huayhuay") == 1
+    assert await broadcast(sessions, outbound, TEXTS, community="Huayhuay") == 1
 
 
 async def test_too_long_broadcast_is_refused(outbound: Settings, sessions: Sessions) -> None:
     """Each language's text must fit in two SMS segments."""
     with pytest.raises(BroadcastTooLong, match="'es' text"):
-        await _broadcast(sessions, outbound, {"es": "ó" * 135})
+        await broadcast(sessions, outbound, {"es": "ó" * 135})
     with pytest.raises(BroadcastTooLong):
-        await _broadcast(sessions, outbound, {"es": "   "})
+        await broadcast(sessions, outbound, {"es": "   "})
 
 
 def test_broadcast_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -217,7 +218,7 @@ async def test_voice_library_news_menu_subscribes_with_consent(
     assert screens[5].prompts[0].text == hotline.nodes["news_subscribed"].prompt[language]
     assert await _subscriptions(sessions) == [(language, "voice")]
     assert count_rows(database_url, "contacts") == 1
-    assert await _broadcast(sessions, outbound, TEXTS) == 1
+    assert await broadcast(sessions, outbound, TEXTS) == 1
 
 
 async def test_withheld_number_cannot_subscribe(
@@ -272,8 +273,8 @@ async def test_the_survey_profile_places_a_subscriber_in_a_community(
     for body in ["NOTICIAS", *survey] if subscribe_first else [*survey, "NOTICIAS"]:
         await phone.text(body)
     await _phone(client, signer, QUECHUA).text("NOTICIAS")
-    assert await _broadcast(sessions, outbound, TEXTS, community="morococha") == 1
-    assert await _broadcast(sessions, outbound, TEXTS, community="la_oroya") == 0
+    assert await broadcast(sessions, outbound, TEXTS, community="morococha") == 1
+    assert await broadcast(sessions, outbound, TEXTS, community="la_oroya") == 0
 
 
 async def test_counts_of_sent_delivered_and_failed_messages(
@@ -288,12 +289,14 @@ async def test_counts_of_sent_delivered_and_failed_messages(
     """Three sent; Twilio then reports one delivered and one failed: the service and `list` agree."""
     for number in (SPANISH, QUECHUA, NEIGHBOUR):
         await _phone(client, signer, number).text("NOTICIAS")
-    assert await _broadcast(sessions, outbound, TEXTS) == 3
-    route = await _send_all(sessions, outbound)
+    assert await broadcast(sessions, outbound, TEXTS) == 3
+    route = await send_all(sessions, outbound)
     sids = [call.response.json()["sid"] for call in route.calls]
     assert len(sids) == 3
     for sid, status in ((sids[0], "delivered"), (sids[1], "failed")):
-        response = await status_report(client, signer, status, sid)
+        report = {"MessageSid": sid, "MessageStatus": status, "AccountSid": "AC" + "1" * 32}
+        headers = signer.headers(signer.public("/twilio/sms/status"), report)
+        response = await client.post("/twilio/sms/status", data=report, headers=headers)
         assert (response.status_code, response.json()) == (200, {"status": status})
     async with sessions() as db:
         [made] = await _news(db, outbound).reports()

@@ -153,6 +153,26 @@ async def test_callback_mode_off_answers_normally(
     assert count_rows(database_url, "contacts") == 0
 
 
+@pytest.mark.parametrize("withheld", ["anonymous", "+266696687", "Restricted", ""])
+async def test_withheld_caller_id_is_answered_and_nothing_is_queued(
+    callback_settings: Settings,
+    client: httpx.AsyncClient,
+    signer: TwilioSigner,
+    flows: dict[str, FlowDefinition],
+    database_url: str,
+    withheld: str,
+) -> None:
+    """No number to call back: the call is answered as usual (not rejected), nothing queued or stored."""
+    answer = await _call(client, signer, flows, withheld).post("/twilio/voice", {})
+    assert answer.status_code == 200
+    assert "<Reject" not in answer.text
+    assert parse_twiml(answer.text, flows).gather_action is not None
+    assert count_rows(database_url, "outbox") == 0
+    assert count_rows(database_url, "contacts") == 0
+    assert count_rows(database_url, "callers") == 0, "a withheld id is nobody: no pseudonym is made for it"
+    assert count_rows(database_url, "sessions") == 1
+
+
 async def test_opted_out_caller_is_answered_not_called_back(
     callback_settings: Settings,
     client: httpx.AsyncClient,

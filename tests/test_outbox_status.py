@@ -10,8 +10,10 @@ from app.outbox.models import OutboxMessage
 from app.outbox.service import Outbox
 from app.settings import Settings
 from app.simulator import TwilioSigner
+from tests.conftest import count_rows
 from tests.outbound import NUMBER, Sessions
 from tests.test_outbox_service import add_caller, all_rows, hits
+from tests.test_sms_endpoints import FORGERIES, forged
 
 SID = "SM" + "a" * 32
 PATH = "/twilio/sms/status"
@@ -114,6 +116,20 @@ async def test_unsigned_report_is_refused(client: httpx.AsyncClient, sessions: S
     response = await client.post(PATH, data={"MessageSid": SID, "MessageStatus": "delivered"})
     assert response.status_code == 403
     assert await status_of(sessions, sent) == ("sent", None)
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+async def test_forged_report_is_refused(
+    client: httpx.AsyncClient, sessions: Sessions, database_url: str, sent: int, forgery: str
+) -> None:
+    """A wrong value, another token, another URL or altered fields: 403, the row and tables unchanged."""
+    params = {"AccountSid": "AC" + "1" * 32, "To": NUMBER, "From": "+15005550006"}
+    params |= {"MessageSid": SID, "SmsSid": SID, "MessageStatus": "delivered", "SmsStatus": "delivered"}
+    posted, headers = forged(forgery, PATH, params)
+    response = await client.post(PATH, data=posted, headers=headers)
+    assert response.status_code == 403
+    assert await status_of(sessions, sent) == ("sent", None)
+    assert (count_rows(database_url, "outbox"), count_rows(database_url, "webhook_deliveries")) == (1, 0)
 
 
 async def test_internal_error_is_503_not_500(

@@ -2,21 +2,64 @@
 
 from __future__ import annotations
 
+import base64
+import secrets
 from datetime import timedelta
 
 import httpx
 import pytest
 from sqlalchemy import select, update
 
+from app.contacts.crypto import ContactCipher
+from app.contacts.models import Contact
+from app.contacts.service import ContactService
 from app.db.base import utcnow
 from app.db.engine import make_sync_engine
 from app.flows.model import FlowDefinition, MenuNode
 from app.sessions.models import CallSession, Interaction
+from app.settings import Settings
 from app.simulator import TextPhone, TwilioSigner, parse_messages
 from app.sms.segments import fits
-from tests.conftest import count_rows
+from app.survey.models import Answer
+from app.webhooks.signature import SIGNATURE_HEADER
+from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, count_rows
+from tests.outbound import Sessions
+from tests.pg import PostgresServer
+from tests.test_broadcasts import broadcast, send_all
+from tests.test_outbox_service import all_rows, stored_bytes
+from tests.test_outbox_worker import form
+from tests.test_survey import LIKERT, PROFILE
 
 SENDER = "+51976543210"
+TYPED = "+51911111111"
+"""A number someone types into a message: never a recipient, never stored."""
+FORGERIES = ["wrong-value", "another-token", "another-host", "another-path", "tampered"]
+TABLES = (
+    "callers",
+    "sessions",
+    "interactions",
+    "inbound_messages",
+    "webhook_deliveries",
+    "contacts",
+    "subscriptions",
+    "outbox",
+)
+
+
+def forged(forgery: str, path: str, params: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The params posted to ``path`` and a signature header Twilio would not have sent with them."""
+    if forgery == "wrong-value":
+        return params, {SIGNATURE_HEADER: base64.b64encode(secrets.token_bytes(20)).decode()}
+    if forgery == "another-token":
+        signer = TwilioSigner("another-auth-token-0123456789abcd", PUBLIC_BASE_URL)
+        return params, signer.headers(signer.public(path), params)
+    signer = TwilioSigner(AUTH_TOKEN, PUBLIC_BASE_URL)
+    if forgery == "another-host":
+        return params, signer.headers(f"https://evil.example.org{path}", params)
+    if forgery == "another-path":
+        return params, signer.headers(signer.public("/twilio/voice"), params)
+    assert forgery == "tampered"
+    return {**params, "From": TYPED}, signer.headers(signer.public(path), params)
 
 
 @pytest.fixture
@@ -133,6 +176,28 @@ async def test_opt_out_stops_everything_until_opt_in(
 
 
 @pytest.mark.parametrize(
+    "word", ["START", "INICIO", "ALTA", "Start", "  alta ", "ínicio", "Inicio.", "¡ALTA!", "unstop"]
+)
+async def test_every_opt_in_word_works(
+    texter: TextPhone, flows: dict[str, FlowDefinition], word: str
+) -> None:
+    """After ALTO, any opt-in word (any case, accents, padding, punctuation) confirms and texts flow again."""
+    hotline = flows["hotline"]
+    await reply(texter, "ALTO")
+    assert await texter.text("hola") == []
+    assert await reply(texter, word) == hotline.sms["opted_in"]["es"]
+    assert "1 Español" in await reply(texter, "hola")
+
+
+@pytest.mark.parametrize("word", ["START UP", "alta ya", "inicios", "STAR"])
+async def test_near_opt_in_words_keep_the_number_opted_out(texter: TextPhone, word: str) -> None:
+    """Two words or a misspelling are not consent: the opted-out number still gets nothing."""
+    await reply(texter, "ALTO")
+    assert await texter.text(word) == []
+    assert await texter.text("hola") == []
+
+
+@pytest.mark.parametrize(
     "word", ["STOP", "stopall", "Unsubscribe", "cancel", "END", "quit", "parar", "baja", "cancelar", "¡ALTO!"]
 )
 async def test_every_opt_out_word_works(
@@ -227,6 +292,24 @@ async def test_forged_and_malformed_requests(
     assert count_rows(database_url, "inbound_messages") == 0
 
 
+@pytest.mark.parametrize("forgery", FORGERIES)
+async def test_forged_signatures_are_refused(
+    client: httpx.AsyncClient, database_url: str, forgery: str
+) -> None:
+    """A wrong value, another token, another URL or altered fields: 403, and no row is written."""
+    params = {
+        "MessageSid": "SM" + secrets.token_hex(16),
+        "AccountSid": "AC" + "0" * 32,
+        "From": SENDER,
+        "To": "+15005550006",
+        "Body": "NOTICIAS",  # signed correctly, this would store a caller, a contact and a subscription
+    }
+    posted, headers = forged(forgery, "/twilio/sms", params)
+    response = await client.post("/twilio/sms", data=posted, headers=headers)
+    assert response.status_code == 403
+    assert {table: count_rows(database_url, table) for table in TABLES} == dict.fromkeys(TABLES, 0)
+
+
 async def test_no_number_is_stored(texter: TextPhone, database_url: str) -> None:
     """After a conversation and an opt-out, the sender's number is in no table."""
     for body in ("hola", "1", "1", "1", "ALTO"):
@@ -255,3 +338,37 @@ async def test_unexpected_failure_is_a_short_apology(
     assert response.status_code == 200
     assert parse_messages(response.text) == [flows["hotline"].system["error"]["es"]]
     assert fits(parse_messages(response.text)[0])
+
+
+async def _contact_numbers(sessions: Sessions, settings: Settings) -> list[str]:
+    """Every stored contact, decrypted."""
+    cipher = ContactCipher.from_secret(settings.contact_secret)
+    async with sessions() as db:
+        return [cipher.decrypt(c.caller_id, c.ciphertext) for c in await db.scalars(select(Contact))]
+
+
+async def test_a_number_typed_in_a_message_is_never_stored_or_sent_to(
+    texter: TextPhone,
+    outbound: Settings,
+    sessions: Sessions,
+    database_url: str,
+    postgres_server: PostgresServer | None,
+) -> None:
+    """NOTICIAS with a number, a bare number, a survey comment quoting one: only the sender is reachable."""
+    comment = f"Llamen a mi vecino al {TYPED} o al {TYPED[3:]}"
+    for body in (f"NOTICIAS {TYPED}", TYPED, "NOTICIAS", "hola", "1", "2", "1", *PROFILE, *LIKERT, comment):
+        await texter.text(body)
+    async with sessions() as db:
+        written = await db.scalar(select(Answer.text).where(Answer.question_id == "comentario"))
+    assert written is not None, "the free-text answer was reached and stored"
+    assert count_rows(database_url, "callers") == 1
+    assert await _contact_numbers(sessions, outbound) == [SENDER]
+    assert await broadcast(sessions, outbound, {"es": "Faena comunal el lunes."}) == 1
+    async with sessions() as db:
+        contacts = ContactService(db, ContactCipher.from_secret(outbound.contact_secret))
+        recipients = [await contacts.number_for(row.caller_id) for row in await all_rows(sessions)]
+    assert recipients == [SENDER]
+    route = await send_all(sessions, outbound)
+    assert [form(call.request)["To"] for call in route.calls] == [SENDER]
+    stored = stored_bytes(database_url, postgres_server)
+    assert [n for n in (TYPED, TYPED[1:], TYPED[3:]) if n.encode() in stored] == []
