@@ -392,3 +392,15 @@ async def test_an_enrolled_account_needs_a_fresh_code(
     replay = await post_form(web, "/login/totp", "/login/totp", code=code)
     assert replay.status_code == 401
     assert (await web.get("/account")).headers["location"] == "/login/totp"
+
+
+async def test_a_manager_promoted_to_admin_must_enrol_first(
+    web: httpx.AsyncClient, app: FastAPI, database_url: str
+) -> None:
+    """An admin without a confirmed TOTP is sent to the enrolment page, even mid-session."""
+    await add_user(app)
+    await login(web)
+    sql(database_url, "UPDATE staff_users SET role = 'admin'")
+    for path in ("/account", "/admin/users"):
+        assert (await web.get(path)).headers["location"] == "/account/totp"
+    assert (await web.get("/account/totp")).status_code == 200

@@ -99,9 +99,11 @@ PendingStaff = Annotated[SignedIn, Depends(_signed_in)]
 
 
 async def _staff(signed_in: PendingStaff) -> SignedIn:
+    confirmed = signed_in.user.totp_confirmed_at is not None
     if not signed_in.complete:
-        confirmed = signed_in.user.totp_confirmed_at is not None
         raise LoginRedirect("/login/totp" if confirmed else "/account/totp")
+    if signed_in.user.role == Role.ADMIN and not confirmed:  # e.g. a manager promoted mid-session
+        raise LoginRedirect("/account/totp")
     return signed_in
 
 

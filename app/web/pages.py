@@ -68,6 +68,7 @@ def render(
     """A page; signed-in pages get the user and the session's CSRF token."""
     if signed_in is not None:
         context["user"] = signed_in.user
+        context["complete"] = signed_in.complete  # no links to pages a pending login cannot open
         context["csrf_token"] = request.app.state.web.csrf.for_session(signed_in.session.id)
     notice = MESSAGES.get(request.query_params.get("m", ""))
     return templates.TemplateResponse(request, name, {"notice": notice, **context}, status_code=status)
