@@ -13,14 +13,17 @@ from sqlalchemy import update
 from typer.testing import CliRunner
 
 from app.cli import app
+from app.contacts.crypto import ContactCipher
+from app.contacts.models import ContactPurpose
+from app.contacts.service import ContactService
 from app.outbox.models import OutboxMessage
 from app.outbox.service import Outbox
 from app.settings import Settings, get_settings
 from app.simulator import TextPhone, TwilioSigner
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
-from tests.outbound import ACCOUNT_SID, HOTLINE, MESSAGES_URL, sessions_for
+from tests.outbound import ACCOUNT_SID, CALLS_URL, HOTLINE, MESSAGES_URL, NUMBER, sessions_for
 from tests.test_outbox_service import add_caller, hits
-from tests.test_outbox_worker import created, form
+from tests.test_outbox_worker import created, form, refused
 
 runner = CliRunner()
 
@@ -98,6 +101,12 @@ def test_worker_without_credentials_says_what_to_set(
     assert "TWILIO_ACCOUNT_SID" in result.output
 
 
+def retry(message_id: int) -> tuple[int, str]:
+    """Run `rimay outbox retry ID`: the exit code and what it printed."""
+    result = runner.invoke(app, ["outbox", "retry", str(message_id)])
+    return result.exit_code, result.output.strip()
+
+
 def test_list_and_retry_a_failed_row(environment: None, settings: Settings) -> None:
     """list shows ids, kinds, statuses, errors (never numbers or bodies); retry re-queues failed rows only."""
     failed, pending = asyncio.run(_queue(settings, ["secreto uno", "secreto dos"], failed=True))
@@ -109,12 +118,53 @@ def test_list_and_retry_a_failed_row(environment: None, settings: Settings) -> N
     assert lines[1].split()[:4] == [str(failed), "sms", "failed", "5"]
     assert lines[1].endswith("HTTP 503 code 503: down")
     assert "secreto" not in result.output
-    assert runner.invoke(app, ["outbox", "retry", str(pending)]).exit_code == 1
-    retried = runner.invoke(app, ["outbox", "retry", str(failed)])
-    assert retried.exit_code == 0, retried.output
+    assert retry(pending) == (1, f"outbox {pending} is not a failed row; nothing changed")
+    assert retry(failed) == (0, f"outbox {failed} queued again")
     result = runner.invoke(app, ["outbox", "list", "--status", "pending"])
     assert result.output.count(" pending ") == 2
+    assert retry(failed) == (1, f"outbox {failed} is not a failed row; nothing changed")
+    unknown = pending + 1000
+    assert retry(unknown) == (1, f"outbox {unknown} does not exist; see `rimay outbox list`")
     assert runner.invoke(app, ["outbox", "list", "--status", "bogus"]).exit_code == 2
+
+
+async def _queue_call_back(settings: Settings) -> tuple[int, int]:
+    """A caller who asked for a call-back, and the queued call; their ids."""
+    async with sessions_for(settings.sqlalchemy_url) as sessions:
+        caller_id = await add_caller(sessions, settings, [ContactPurpose.CALLBACK])
+        async with sessions() as db, db.begin():
+            message = await Outbox(db, settings).enqueue_call(caller_id, "hotline", not_before=None)
+            assert message is not None
+            return caller_id, message.id
+
+
+async def _ask_again(settings: Settings, caller_id: int) -> None:
+    """The caller rings again and asks for a call-back: their number is kept for one once more."""
+    cipher = ContactCipher.from_secret(settings.contact_secret)
+    async with sessions_for(settings.sqlalchemy_url) as sessions, sessions() as db, db.begin():
+        await ContactService(db, cipher).remember(caller_id, NUMBER, ContactPurpose.CALLBACK)
+
+
+def test_retry_refuses_a_call_back_whose_number_was_deleted(environment: None, settings: Settings) -> None:
+    """A call-back refused by Twilio loses its number, so retry says why it cannot help; once the caller
+    asks again, the number is there and the row can be retried."""
+    caller_id, call_id = asyncio.run(_queue_call_back(settings))
+    with respx.mock() as twilio:
+        route = twilio.post(CALLS_URL).mock(return_value=refused(400, 21211))
+        ran = runner.invoke(app, ["worker", "--once"])
+    assert ran.exit_code == 0, ran.output
+    assert route.call_count == 1
+    code, said = retry(call_id)
+    assert (code, said) == (
+        1,
+        f"outbox {call_id} is a call-back whose number was deleted when it failed; "
+        "it cannot be retried (the caller can ring again)",
+    )
+    listing = runner.invoke(app, ["outbox", "list"]).output.strip().splitlines()
+    assert listing[1].split()[:4] == [str(call_id), "call", "failed", "1"], "the row is left as it was"
+    assert hits((said + "\n".join(listing)).encode()) == []
+    asyncio.run(_ask_again(settings, caller_id))
+    assert retry(call_id) == (0, f"outbox {call_id} queued again")
 
 
 async def test_broadcast_reaches_only_opted_in_subscribers_once_through_the_worker(

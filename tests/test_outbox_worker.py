@@ -17,8 +17,9 @@ from sqlalchemy import select, update
 from app.callers.models import Caller
 from app.contacts.models import Contact, ContactPurpose
 from app.db.base import utcnow
-from app.outbox.admin import retry_row
+from app.outbox.admin import Retry, retry_row
 from app.outbox.models import MessageStatus, OutboxMessage
+from app.outbox.repository import OutboxRepository
 from app.outbox.service import Outbox
 from app.outbox.twilio_http import client_factory
 from app.outbox.worker import STALE_REASON, OutboxWorker
@@ -268,8 +269,9 @@ async def test_stale_sending_row_is_failed_for_review_never_resent(
     assert (orphan.status, orphan.last_error) == ("failed", STALE_REASON)
     assert running.status == "sending"
     assert f"outbox {orphan.id}: {STALE_REASON}" in caplog.text
-    assert await retry_row(outbound, orphan.id)  # an operator checked Twilio and decides to resend
-    assert not await retry_row(outbound, running.id)
+    # An operator checked Twilio and decides to resend.
+    assert await retry_row(outbound, orphan.id) == Retry.QUEUED
+    assert await retry_row(outbound, running.id) == Retry.NOT_FAILED
     clock.advance(minutes=1)
     assert await worker.run_once() == 1
     assert route.call_count == 1
@@ -351,6 +353,9 @@ async def test_call_back_failed_for_good_deletes_the_number_at_once(
     async with sessions() as db:
         contacts = (await db.scalars(select(Contact))).all()
     assert [(c.caller_id, c.purposes) for c in contacts] == [(also_news, frozenset({ContactPurpose.NEWS}))]
+    # A number kept for news is no call-back number: neither row can be retried.
+    assert [await retry_row(outbound, row.id) for row in rows] == [Retry.NUMBER_GONE] * 2
+    assert [row.status for row in await all_rows(sessions)] == ["failed", "failed"]
     if ending == "crash":
         # The usual advice (`rimay outbox retry`) would be wrong: the number is gone.
         assert f"outbox {rows[0].id}: {STALE_REASON}" in caplog.text
@@ -358,10 +363,10 @@ async def test_call_back_failed_for_good_deletes_the_number_at_once(
         assert f"rimay outbox retry {rows[0].id}" not in caplog.text
 
 
-async def test_failed_sms_keeps_the_number_and_retried_call_back_without_one_is_cancelled(
+async def test_failed_sms_keeps_the_number_and_a_call_back_without_one_is_never_placed(
     twilio: respx.MockRouter, worker: OutboxWorker, sessions: Sessions, outbound: Settings, clock: Clock
 ) -> None:
-    """Only call-backs forget on failure; a call-back retried after its number went is never placed."""
+    """Only call-backs forget on failure; retry refuses them, and one re-queued anyway is cancelled."""
     twilio.post(MESSAGES_URL).mock(return_value=refused(400, 21211))
     calls = twilio.post(CALLS_URL).mock(return_value=refused(400, 21211))
     texted = await queue_sms(sessions, outbound, clock)
@@ -373,9 +378,14 @@ async def test_failed_sms_keeps_the_number_and_retried_call_back_without_one_is_
         assert [c.caller_id for c in (await db.scalars(select(Contact))).all()] == [texted]
     sms, call = await all_rows(sessions)
     assert (sms.status, call.status) == ("failed", "failed")
-    assert await retry_row(outbound, call.id)
+    assert await retry_row(outbound, call.id) == Retry.NUMBER_GONE
+    _, refused_call = await all_rows(sessions)
+    assert (refused_call.status, refused_call.attempts) == ("failed", call.attempts), "left as it was"
+    # The worker is the last line: a row re-queued past the retry check still never reaches Twilio.
+    async with sessions() as db, db.begin():
+        assert await OutboxRepository(db).requeue(call.id, clock.now)
     clock.advance(minutes=1)
     assert await worker.run_once() == 1
-    assert calls.call_count == 1, "the retried call-back must not reach Twilio"
+    assert calls.call_count == 1, "the re-queued call-back must not reach Twilio"
     _, call = await all_rows(sessions)
     assert (call.status, call.last_error) == ("cancelled", "no contact consented to callback")

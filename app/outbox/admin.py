@@ -7,12 +7,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.contacts.models import ContactPurpose
+from app.contacts.repository import ContactRepository
 from app.db.base import utcnow
 from app.db.engine import make_async_engine, make_sessionmaker
-from app.outbox.models import MessageStatus
+from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
 from app.outbox.polling import ClientFactory
 from app.outbox.repository import OutboxRepository
 from app.outbox.twilio_http import client_factory as default_client_factory
@@ -92,7 +95,29 @@ async def list_rows(settings: Settings, status: MessageStatus | None, limit: int
         ]
 
 
-async def retry_row(settings: Settings, message_id: int) -> bool:
-    """Put a failed row back in the queue; False unless it was failed."""
+class Retry(StrEnum):
+    """What `rimay outbox retry` did with a row."""
+
+    QUEUED = "queued"
+    NOT_FOUND = "not found"
+    NOT_FAILED = "not failed"
+    NUMBER_GONE = "number gone"
+    """A failed call-back: the worker deleted its number, so a retry could never be placed."""
+
+
+async def retry_row(settings: Settings, message_id: int) -> Retry:
+    """Put a failed row back in the queue with fresh attempts, unless it could never be sent."""
     async with _sessions(settings) as sessions, sessions() as db, db.begin():
-        return await OutboxRepository(db).requeue(message_id, utcnow())
+        row = await db.get(OutboxMessage, message_id)
+        if row is None:
+            return Retry.NOT_FOUND
+        if row.status != MessageStatus.FAILED:
+            return Retry.NOT_FAILED
+        now = utcnow()
+        if row.kind == MessageKind.CALL:
+            contact = await ContactRepository(db).get(row.caller_id)
+            if contact is None or not contact.usable(ContactPurpose.CALLBACK, now):
+                return Retry.NUMBER_GONE
+        # requeue checks the status again: another operator may have retried the row meanwhile.
+        queued = await OutboxRepository(db).requeue(message_id, now)
+        return Retry.QUEUED if queued else Retry.NOT_FAILED

@@ -8,9 +8,19 @@ from typing import Annotated
 import typer
 
 from app.logs import configure_logging
-from app.outbox.admin import HEADER, list_rows, retry_row, run_worker
+from app.outbox.admin import HEADER, Retry, list_rows, retry_row, run_worker
 from app.outbox.models import MessageStatus
 from app.settings import ConfigurationError, get_settings
+
+RETRY_REFUSALS = {
+    Retry.NOT_FOUND: "outbox {id} does not exist; see `rimay outbox list`",
+    Retry.NOT_FAILED: "outbox {id} is not a failed row; nothing changed",
+    Retry.NUMBER_GONE: (
+        "outbox {id} is a call-back whose number was deleted when it failed; "
+        "it cannot be retried (the caller can ring again)"
+    ),
+}
+"""Why `rimay outbox retry` changed nothing."""
 
 outbox_app = typer.Typer(help="The outbox: queued SMS and call-backs.", no_args_is_help=True)
 
@@ -49,7 +59,8 @@ def retry_command(
     message_id: Annotated[int, typer.Argument(help="The row id (see `rimay outbox list`).")],
 ) -> None:
     """Queue a failed row again, with fresh attempts."""
-    if not asyncio.run(retry_row(get_settings(), message_id)):
-        typer.echo(f"outbox {message_id} is not a failed row; nothing changed", err=True)
+    result = asyncio.run(retry_row(get_settings(), message_id))
+    if result != Retry.QUEUED:
+        typer.echo(RETRY_REFUSALS[result].format(id=message_id), err=True)
         raise typer.Exit(1)
     typer.echo(f"outbox {message_id} queued again")
