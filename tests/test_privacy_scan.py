@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +11,9 @@ import pytest
 
 from app.flows.model import FlowDefinition
 from app.simulator import Call, TextPhone, TwilioSigner
-from tests.conftest import AUTH_TOKEN, ROOT
+from tests.conftest import AUTH_TOKEN
 from tests.pg import PostgresServer
+from tests.server import Service, running_service
 from tests.test_voice_endpoints import walk
 
 NUMBER = "+51964123987"
@@ -30,67 +25,16 @@ def _hits(blob: bytes) -> list[str]:
     return [needle for needle in NEEDLES if needle.encode() in blob]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def server(tmp_path: Path, audio_data_dir: Path) -> Iterator[tuple[str, Path, Path]]:
+def server(tmp_path: Path, audio_data_dir: Path) -> Iterator[Service]:
     """The real service under uvicorn on loopback, on SQLite, logging to a file at DEBUG."""
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    (data_dir / "audio").symlink_to(audio_data_dir / "audio", target_is_directory=True)
-    env = {
-        **os.environ,
-        "RIMAY_DATA_DIR": str(data_dir),
-        "RIMAY_PUBLIC_BASE_URL": base_url,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "RIMAY_LOG_LEVEL": "DEBUG",
-        "RIMAY_FLOWS_DIR": str(ROOT / "voice_flows"),
-        "RIMAY_AUDIO_DIR": str(ROOT / "audio"),
-    }
-    env.pop("RIMAY_DATABASE_URL", None)
-    rimay = [sys.executable, "-m", "app.cli"]
-    subprocess.run([*rimay, "migrate"], env=env, check=True, cwd=tmp_path, capture_output=True)
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*rimay, "serve", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_healthy(base_url, process)
-            yield base_url, data_dir, log_path
-        finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=15)
+    with running_service(tmp_path, generated_audio=audio_data_dir / "audio", log_level="DEBUG") as service:
+        yield service
 
 
-def _wait_healthy(base_url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail("the server exited during start-up")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    pytest.fail("the server did not become healthy in 30 s")
-
-
-async def test_no_number_in_sqlite_or_server_log(
-    server: tuple[str, Path, Path], flows: dict[str, FlowDefinition]
-) -> None:
+async def test_no_number_in_sqlite_or_server_log(server: Service, flows: dict[str, FlowDefinition]) -> None:
     """After full calls over HTTP (with numbers keyed and texted at menus, an error and a forged request)."""
-    base_url, data_dir, log_path = server
+    base_url, data_dir, log_path = server.base_url, server.data_dir, server.log_path
     signer = TwilioSigner(AUTH_TOKEN, base_url)
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
         phone = Call(client=client, signer=signer, flows=flows, caller=NUMBER)
