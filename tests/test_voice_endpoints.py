@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import secrets
-import xml.etree.ElementTree as ET
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -14,13 +11,11 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, text
 
-from app.audio.library import AudioLibrary
 from app.db.engine import make_sync_engine
 from app.flows.model import FlowDefinition
 from app.sessions.models import CallSession, Interaction
 from app.simulator import Call, Screen, TwilioSigner, parse_twiml
-from app.voice.twiml import VoiceRenderer
-from tests.conftest import CALLER, PUBLIC_BASE_URL, count_rows
+from tests.conftest import CALLER, count_rows
 
 TABLES = ("callers", "sessions", "interactions", "webhook_deliveries")
 
@@ -35,7 +30,8 @@ async def walk(phone: Call, keys: list[str]) -> list[Screen]:
     return [screen async for screen in phone.screens(lambda _: next(script, None))]
 
 
-def _texts(screen: Screen) -> list[str]:
+def texts(screen: Screen) -> list[str]:
+    """The text of each prompt on a screen, in the order it is played."""
     return [verb.text for verb in screen.prompts]
 
 
@@ -72,21 +68,21 @@ async def test_walk_language_library_article_back(
     """Language, library, a message and back, with every prompt played from audio that answers."""
     hotline = flows["hotline"]
     screens = await walk(phone, _script(language_key, "1", "1", "0"))
-    assert _texts(screens[0]) == [
+    assert texts(screens[0]) == [
         hotline.nodes["greeting"].prompt["es"],
         hotline.nodes["greeting"].prompt["qu"],
         hotline.nodes["language"].prompt["es"],
         hotline.nodes["language"].prompt["qu"],
     ]
-    assert _texts(screens[1]) == [hotline.nodes["main"].prompt[language]]
-    assert _texts(screens[2]) == [hotline.nodes["library"].prompt[language]]
+    assert texts(screens[1]) == [hotline.nodes["main"].prompt[language]]
+    assert texts(screens[2]) == [hotline.nodes["library"].prompt[language]]
     article = hotline.nodes["library"]
     first = article.options["1"].next  # type: ignore[union-attr]
-    assert _texts(screens[3]) == [
+    assert texts(screens[3]) == [
         hotline.nodes[first].prompt[language],
         hotline.system["after_article"][language],
     ]
-    assert _texts(screens[4]) == [hotline.nodes["library"].prompt[language]]
+    assert texts(screens[4]) == [hotline.nodes["library"].prompt[language]]
     for screen in screens:
         assert screen.gather_action is not None
         assert all(verb.kind == "play" for verb in screen.prompts), "every prompt must be <Play>"
@@ -135,15 +131,15 @@ async def test_language_is_remembered_for_the_next_call(
     second = Call(client=client, signer=signer, flows=flows, caller=CALLER)
     screens = await walk(second, _script("*", "1"))
     hotline = flows["hotline"]
-    assert _texts(screens[0]) == [
+    assert texts(screens[0]) == [
         hotline.nodes["welcome_back"].prompt["qu"],
         hotline.nodes["main"].prompt["qu"],
     ]
-    assert _texts(screens[1]) == [
+    assert texts(screens[1]) == [
         hotline.nodes["language"].prompt["es"],
         hotline.nodes["language"].prompt["qu"],
     ]
-    assert _texts(screens[2]) == [hotline.nodes["main"].prompt["es"]]
+    assert texts(screens[2]) == [hotline.nodes["main"].prompt["es"]]
 
 
 async def test_withheld_number_is_served_without_a_caller(
@@ -241,9 +237,9 @@ async def test_wrong_keys_reprompt_twice_then_end_politely(
     """Invalid keys and silence re-prompt in the caller's language, then the call ends with a goodbye."""
     hotline = flows["hotline"]
     screens = await walk(phone, _script("1", "7", "", "#"))
-    assert _texts(screens[2]) == [hotline.system["invalid"]["es"], hotline.nodes["main"].prompt["es"]]
-    assert _texts(screens[3]) == [hotline.system["no_input"]["es"], hotline.nodes["main"].prompt["es"]]
-    assert _texts(screens[4]) == [hotline.system["goodbye"]["es"]]
+    assert texts(screens[2]) == [hotline.system["invalid"]["es"], hotline.nodes["main"].prompt["es"]]
+    assert texts(screens[3]) == [hotline.system["no_input"]["es"], hotline.nodes["main"].prompt["es"]]
+    assert texts(screens[4]) == [hotline.system["goodbye"]["es"]]
     assert screens[4].hangup
 
 
@@ -392,80 +388,3 @@ async def test_apology_is_in_the_callers_language(
     apology = parse_twiml(response.text, flows)
     assert [verb.text for verb in apology.prompts] == [flows["hotline"].system["error"]["qu"]]
     assert apology.hangup
-
-
-async def test_prompts_without_audio_fall_back_to_say_for_spanish(
-    client: httpx.AsyncClient,
-    signer: TwilioSigner,
-    flows: dict[str, FlowDefinition],
-    app: FastAPI,
-    tmp_path: Path,
-) -> None:
-    """Without audio, Spanish text is spoken with <Say language="es-MX">."""
-    app.state.voice.audio = AudioLibrary(tmp_path / "recorded", tmp_path / "generated")
-    phone = Call(client=client, signer=signer, flows=flows, caller=CALLER)
-    screens = await walk(phone, _script("1"))
-    assert all(verb.kind == "say" for verb in screens[1].prompts)
-    response = await phone.post("/twilio/voice", {})
-    assert 'language="es-MX"' in response.text
-
-
-def _quechua_texts(flow: FlowDefinition) -> set[str]:
-    return {text["qu"] for _, text in flow.prompts()}
-
-
-def _says(body: str) -> list[tuple[str | None, str]]:
-    """Each <Say> of a TwiML answer: its language and text."""
-    root = ET.fromstring(body)  # noqa: S314 - our own server's TwiML
-    return [(say.get("language"), say.text or "") for say in root.iter("Say")]
-
-
-def _audio_library(tmp_path: Path, flow: FlowDefinition, missing: set[tuple[str, str]]) -> AudioLibrary:
-    """A recorded file for every prompt in every language except the (language, key) pairs given."""
-    for key, _ in flow.prompts():
-        for language in flow.languages:
-            if (language, key) not in missing:
-                path = tmp_path / "recorded" / language / flow.id / f"{key}.mp3"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(b"ID3" + f"{language}/{key}".encode())
-    return AudioLibrary(tmp_path / "recorded", tmp_path / "generated")
-
-
-async def test_quechua_prompt_without_audio_plays_the_spanish_audio(
-    phone: Call, app: FastAPI, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Quechua is never <Say>-ed: a missing Quechua file plays the same prompt's Spanish audio, logged."""
-    hotline = phone.flows["hotline"]
-    app.state.voice.audio = _audio_library(tmp_path, hotline, {("qu", "main")})
-    with caplog.at_level(logging.ERROR, logger="app.voice.twiml"):
-        screens = await walk(phone, _script("2", "1", "1", "0"))
-    assert all(verb.kind == "play" for screen in screens for verb in screen.prompts)
-    [main] = screens[1].prompts
-    assert main.url is not None
-    assert urlsplit(main.url).path == "/audio/es/hotline/main.mp3"
-    assert _texts(screens[2]) == [hotline.nodes["library"].prompt["qu"]]
-    [record] = [r for r in caplog.records if r.name == "app.voice.twiml"]
-    assert "flow hotline, node main, language qu" in record.getMessage()
-    assert "played the Spanish audio" in record.getMessage()
-    assert CALLER[1:] not in caplog.text
-
-
-@pytest.mark.parametrize("knows_flows", [True, False], ids=["spanish-text", "no-flows"])
-async def test_quechua_prompt_without_any_audio_is_never_said_in_quechua(
-    phone: Call, app: FastAPI, tmp_path: Path, knows_flows: bool
-) -> None:
-    """With no audio at all, a Quechua prompt is said in Spanish (its Spanish text), or else skipped."""
-    hotline = phone.flows["hotline"]
-    flows = app.state.flows if knows_flows else None
-    app.state.voice = VoiceRenderer(AudioLibrary(tmp_path / "r", tmp_path / "g"), PUBLIC_BASE_URL, flows)
-    first = await phone.post("/twilio/voice", {})
-    action = parse_twiml(first.text, phone.flows).gather_action
-    assert action is not None
-    chosen = await phone.post(action, {"Digits": "2"})
-    assert chosen.status_code == 200
-    spanish = [("es-MX", hotline.nodes["main"].prompt["es"])] if knows_flows else []
-    assert _says(chosen.text) == spanish
-    quechua = _quechua_texts(hotline)
-    for body in (first.text, chosen.text):
-        assert not [said for _, said in _says(body) if said in quechua]
-    assert all(language == "es-MX" for language, _ in _says(first.text))
