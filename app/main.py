@@ -12,6 +12,8 @@ from app import health
 from app.apikeys.deps import add_api_key_error_handler
 from app.audio.endpoints import router as audio_router
 from app.audio.library import AudioLibrary
+from app.cases.endpoints import router as cases_router
+from app.cases.media import MediaSigner
 from app.contacts.crypto import ContactCipher
 from app.db.engine import make_async_engine, make_sessionmaker
 from app.floip.endpoints import router as floip_router
@@ -21,6 +23,7 @@ from app.outbox.endpoints import router as outbox_router
 from app.privacy.pseudonym import Pseudonymizer
 from app.settings import ConfigurationError, Settings, get_settings
 from app.sms.endpoints import router as sms_router
+from app.throttle.service import ThrottleKeys
 from app.voice.endpoints import router as voice_router
 from app.voice.twiml import VoiceRenderer
 from app.web.setup import add_web
@@ -59,13 +62,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.audio = audio
-    app.state.voice = VoiceRenderer(audio, settings.public_base_url)
+    app.state.voice = VoiceRenderer(audio, settings.public_base_url, flows)
     app.state.pseudonyms = Pseudonymizer(settings.master_secret)
+    app.state.throttle_keys = ThrottleKeys(settings.master_secret)
+    app.state.media_signer = MediaSigner(settings.master_secret)
     cipher = ContactCipher.from_secret(settings.contact_secret)
     app.state.contact_cipher = cipher
     app.include_router(voice_router)
     app.include_router(sms_router)
     app.include_router(audio_router)
+    app.include_router(cases_router)
     app.include_router(outbox_router)
     app.include_router(floip_router)
     app.include_router(health.router)

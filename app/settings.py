@@ -67,8 +67,6 @@ class Settings(BaseSettings):
     # Recordings are fetched with the account's credentials, so only URLs on these hosts are accepted
     # from a recording callback (JSON list, e.g. RIMAY_RECORDING_HOSTS='["api.twilio.com"]').
     recording_hosts: list[str] = Field(default_factory=lambda: ["api.twilio.com"], min_length=1)
-    # The two-way line: a spoken question is cut after this many seconds.
-    record_max_seconds: int = Field(default=120, ge=10, le=600)
     # A closed case (its recordings, answers and notes) is purged by `rimay purge` after this many days.
     case_retention_days: int = Field(default=365, ge=1, le=3650)
     # A voice answer uploaded (or recorded in the browser) may be at most this large.

@@ -348,13 +348,9 @@ def test_the_sms_consent_says_any_question_can_be_skipped(
 
 
 async def test_concurrent_deliveries_of_an_sms_answer_store_it_once(
-    request: pytest.FixtureRequest, client: httpx.AsyncClient, signer: TwilioSigner, database_url: str
+    client: httpx.AsyncClient, signer: TwilioSigner, database_url: str
 ) -> None:
     """Five simultaneous deliveries of one MessageSid: one stored answer, the same reply to each."""
-    if database_url.startswith("postgresql"):
-        # Losers of the race read turn.session.id after the rollback in ConversationService.commit.
-        reason = "ConversationService.commit reads an expired session after rollback (fix reported)"
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=False))
     texter = TextPhone(client=client, signer=signer, sender=CALLER)
     for body in ["hola", "1", "2", "1"]:
         await texter.text(body)

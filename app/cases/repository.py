@@ -40,6 +40,11 @@ class CaseRepository:
         """The case a caller's code names."""
         return await self.db.scalar(select(Case).where(Case.code == code))
 
+    async def latest_of_session(self, session_id: str) -> Case | None:
+        """The case a conversation opened last."""
+        query = select(Case).where(Case.session_id == session_id).order_by(Case.id.desc()).limit(1)
+        return await self.db.scalar(query)
+
     async def code_taken(self, code: str) -> bool:
         """Whether a code is in use (codes of purged cases may come back)."""
         return await self.db.scalar(select(func.count()).where(Case.code == code)) != 0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from app.flows.case_steps import CODE_DIGITS, CaseSteps, CaseWaitingNode, case_keys
 from app.flows.events import (
     Ask,
+    CodeChecked,
     Digits,
     EndReason,
     Event,
@@ -13,7 +15,6 @@ from app.flows.events import (
     LanguageChosen,
     NodeEntered,
     NodeKind,
-    NoInput,
     Outcome,
     Prompt,
     Recording,
@@ -32,7 +33,10 @@ from app.flows.model import (
     MAIN_MENU_KEY,
     REPEAT_KEY,
     SKIP_KEY,
+    AnswersNode,
     ArticleNode,
+    CaseCodeNode,
+    CaseTopicNode,
     ConsentNode,
     EndNode,
     FlowDefinition,
@@ -41,6 +45,9 @@ from app.flows.model import (
     MessageNode,
     ProfileCheckNode,
     QuestionNode,
+    RecordNode,
+    RecordReviewNode,
+    ReplyChoiceNode,
     ResumeNode,
     SubscribeNode,
     Text,
@@ -62,8 +69,9 @@ WaitingNode = (
     | ResumeNode
     | ConsentNode
     | ProfileCheckNode
+    | CaseWaitingNode
 )
-"""Nodes that wait for a key press."""
+"""Nodes that wait for a key press (or a recording, or a text)."""
 _KINDS: dict[type, NodeKind] = {
     MessageNode: NodeKind.MESSAGE,
     MenuNode: NodeKind.MENU,
@@ -74,8 +82,18 @@ _KINDS: dict[type, NodeKind] = {
     ResumeNode: NodeKind.RESUME,
     ConsentNode: NodeKind.CONSENT,
     ProfileCheckNode: NodeKind.PROFILE_CHECK,
+    CaseTopicNode: NodeKind.CASE_TOPIC,
+    RecordNode: NodeKind.RECORD,
+    RecordReviewNode: NodeKind.RECORD_REVIEW,
+    CaseCodeNode: NodeKind.CASE_CODE,
+    ReplyChoiceNode: NodeKind.REPLY_CHOICE,
+    AnswersNode: NodeKind.ANSWERS,
     EndNode: NodeKind.END,
 }
+
+
+_RETRY_PROMPTS = {Outcome.NO_INPUT: "no_input", Outcome.UNAVAILABLE: "code_unknown"}
+"""What is said before asking again; only a typed case code can be unavailable (unknown)."""
 
 
 class FlowLoopError(RuntimeError):
@@ -108,7 +126,7 @@ def resume(flow: FlowDefinition, state: RunState, given: Input) -> Step:
     if node is None:
         # The flow was edited during the call; the main menu is the safe place to land.
         return run.finish(run.enter(flow.main if state.language else flow.start))
-    if isinstance(node, MessageNode | EndNode):
+    if isinstance(node, MessageNode | EndNode | CaseCodeNode):
         return run.finish(run.enter(state.node))
     return run.finish(run.on_input(state, node, given))
 
@@ -122,7 +140,7 @@ def jump(flow: FlowDefinition, state: RunState, node_id: str) -> Step:
     return run.finish(run.enter(node_id))
 
 
-class _Run(SurveySteps):
+class _Run(SurveySteps, CaseSteps):
     """Collects the events of one engine call and counts the nodes entered."""
 
     def __init__(self, flow: FlowDefinition, memory: RunState) -> None:
@@ -133,6 +151,10 @@ class _Run(SurveySteps):
         self.answered = memory.answered
         self.open_run = memory.open_run
         self.has_profile = memory.has_profile
+        self.draft = memory.draft
+        self.unheard = memory.unheard
+        self.case_code = memory.case_code
+        self.awaiting: str | None = None
         self.events: list[Event] = []
         self.steps = 0
 
@@ -146,6 +168,10 @@ class _Run(SurveySteps):
             "answered": self.answered,
             "open_run": self.open_run,
             "has_profile": self.has_profile,
+            "draft": self.draft,
+            "unheard": self.unheard,
+            "case_code": self.case_code,
+            "awaiting": self.awaiting,
         }
         return self.memory.model_copy(update=update)
 
@@ -160,11 +186,17 @@ class _Run(SurveySteps):
                     f"flow {self.flow.id!r} entered more than {MAX_STEPS} nodes for one input"
                 )
             node = self.flow.node(node_id)
-            instead = self.passes(node_id, node)
+            instead = self.passes(node_id, node) or self.passes_case(node)
             if instead is not None:
                 node_id = instead
                 continue
             self.events.append(NodeEntered(node_id, _KINDS[type(node)]))
+            self.awaiting = None
+            if isinstance(node, CaseCodeNode):
+                node_id = self.open_case(node_id, node)
+                continue
+            if isinstance(node, AnswersNode):
+                return self.offer_answers(node_id, node)
             self.say(node_id, node.prompt, every_language=isinstance(node, LanguageMenuNode))
             if isinstance(node, MessageNode):
                 self.closes(node)
@@ -180,14 +212,17 @@ class _Run(SurveySteps):
 
     def on_input(self, state: RunState, node: WaitingNode, given: Input) -> RunState:  # noqa: PLR0911
         """Route one input by the kind of node waiting for it (one return per kind)."""
-        if isinstance(given, Recording):
-            if isinstance(node, QuestionNode) and node.open is not None:
-                return self.on_recording(state, node, given)
-            given = NoInput()  # a recording where none was asked for is not an answer
+        if isinstance(given, Recording | CodeChecked):
+            return self.on_host_input(state, node, given)
         text = given.value if isinstance(given, Digits | TextMessage) else ""
         key = text.strip()
-        if not key:
+        if isinstance(node, RecordNode) and isinstance(given, TextMessage) and key:
+            return self.on_written(state, node, text)
+        if not key or isinstance(node, RecordNode):
+            # At a record node only a recording (or a text) is an answer; # alone is silence.
             return self.retry(state, node, "", Outcome.NO_INPUT)
+        if isinstance(node, CaseWaitingNode):
+            return self.on_case_step(state, node, key)
         if isinstance(node, QuestionNode):
             if node.open is not None and isinstance(given, TextMessage):
                 return self.on_open_text(state, node, text)
@@ -210,6 +245,28 @@ class _Run(SurveySteps):
         if isinstance(node, ProfileCheckNode):
             return self.on_profile_check(state, node, key)
         return self.on_article(state, node, key)
+
+    def on_host_input(self, state: RunState, node: WaitingNode, given: Recording | CodeChecked) -> RunState:
+        """A recording, or the host's check of a typed code; anywhere else it counts as silence."""
+        if isinstance(given, Recording):
+            if isinstance(node, QuestionNode) and node.open is not None:
+                return self.on_recording(state, node, given)
+            if isinstance(node, RecordNode):
+                return self.on_recorded(state, node, given)
+        elif isinstance(node, AnswersNode):
+            return self.on_code_checked(state, node, given)
+        return self.retry(state, node, "", Outcome.NO_INPUT)
+
+    def on_case_step(self, state: RunState, node: CaseWaitingNode, key: str) -> RunState:
+        if isinstance(node, CaseTopicNode):
+            return self.on_topic(state, node, key)
+        if isinstance(node, RecordReviewNode):
+            return self.on_review(state, node, key)
+        if isinstance(node, ReplyChoiceNode):
+            return self.on_reply(state, node, key)
+        if isinstance(node, AnswersNode):
+            return self.on_answers_key(state, node, key)
+        return self.retry(state, node, key, Outcome.INVALID)
 
     def on_menu(self, state: RunState, node: MenuNode, key: str) -> RunState:
         option = node.options.get(key)
@@ -281,15 +338,21 @@ class _Run(SurveySteps):
             self.say_system("goodbye")
             self.events.append(Hangup(EndReason.TOO_MANY_RETRIES))
             return state.model_copy(update={"attempts": attempts, "ended": True})
-        self.say_system("no_input" if outcome is Outcome.NO_INPUT else "invalid")
+        self.say_system(_RETRY_PROMPTS.get(outcome, "invalid"))
+        self.awaiting = state.awaiting
         if isinstance(node, ArticleNode):
             self.say_system(_after_article(node))
+        elif isinstance(node, AnswersNode) and state.awaiting == "feedback":
+            self.say_system("answer_feedback")
         else:
             self.say(state.node, node.prompt, every_language=isinstance(node, LanguageMenuNode))
         self.ask(state.node, node)
         return state.model_copy(update={"attempts": attempts})
 
     def ask(self, node_id: str, node: WaitingNode) -> None:
+        if isinstance(node, CaseWaitingNode):
+            self.ask_case(node_id, node)
+            return
         keys = _keys(self.flow, node_id, node, self.language)
         if isinstance(node, QuestionNode) and node.number is not None:
             # A number of any length, finished with #: e.g. an age or a count.
@@ -303,6 +366,17 @@ class _Run(SurveySteps):
             self.events.append(ask)
             return
         self.events.append(Ask(node_id, keys, self.flow.input_timeout, self.language))
+
+    def ask_case(self, node_id: str, node: CaseWaitingNode) -> None:
+        keys = case_keys(node, self.awaiting)
+        timeout, language = self.flow.input_timeout, self.language
+        if isinstance(node, RecordNode):
+            # Speak after the tone; # ends the recording (by SMS: write it).
+            self.events.append(Ask(node_id, keys, timeout, language, None, "#", node.max_seconds))
+        elif isinstance(node, AnswersNode) and self.awaiting != "feedback":
+            self.events.append(Ask(node_id, keys, timeout, language, CODE_DIGITS, "#"))
+        else:
+            self.events.append(Ask(node_id, keys, timeout, language))
 
     def say_system(self, name: str) -> None:
         self.say(system_prompt_key(name), self.flow.system[name])

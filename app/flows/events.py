@@ -8,6 +8,18 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 
+class CaseDraft(BaseModel):
+    """What the caller has said so far while leaving a question."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    topic: str | None = None
+    recording_sid: str | None = None
+    recording_url: str | None = None
+    recording_duration: int | None = None
+    text: str | None = None
+
+
 class RunState(BaseModel):
     """Where a caller is in a flow; stored as JSON on the session."""
 
@@ -25,6 +37,14 @@ class RunState(BaseModel):
     """The caller left a survey unfinished: a resume node offers to continue it."""
     has_profile: bool = False
     """The caller gave a profile before: a profile check asks whether it is the same person."""
+    draft: CaseDraft | None = None
+    """A question being left (topic, then recording or text) until its case is opened."""
+    unheard: tuple[str, ...] = ()
+    """Codes of the caller's cases with answers she has not heard: announced, then played."""
+    case_code: str | None = None
+    """The case whose answer she is hearing (a follow-up adds to it)."""
+    awaiting: str | None = None
+    """At an answers node: "code" (typing a case code), "lookup" (host checks it), "feedback"."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +77,15 @@ class NoInput:
     """The caller pressed nothing before the timeout."""
 
 
-Input = Digits | TextMessage | Recording | NoInput
+@dataclass(frozen=True)
+class CodeChecked:
+    """The host's answer to a `CodeEntered`: ``status`` is answered, waiting, unknown or locked."""
+
+    code: str
+    status: str
+
+
+Input = Digits | TextMessage | Recording | NoInput | CodeChecked
 
 
 class NodeKind(StrEnum):
@@ -72,6 +100,12 @@ class NodeKind(StrEnum):
     RESUME = "resume"
     CONSENT = "consent"
     PROFILE_CHECK = "profile_check"
+    CASE_TOPIC = "case_topic"
+    RECORD = "record"
+    RECORD_REVIEW = "record_review"
+    CASE_CODE = "case_code"
+    REPLY_CHOICE = "reply_choice"
+    ANSWERS = "answers"
     END = "end"
 
 
@@ -92,6 +126,9 @@ class Outcome(StrEnum):
     RESTART = "restart"
     SAME = "same"
     DIFFERENT = "different"
+    KEPT = "kept"
+    LISTEN = "listen"
+    AGAIN = "again"
 
 
 class EndReason(StrEnum):
@@ -212,6 +249,79 @@ class SurveyClosed:
 
 
 @dataclass(frozen=True)
+class PlayRecording:
+    """Play back what the caller just recorded (Twilio still holds it)."""
+
+    url: str
+
+
+@dataclass(frozen=True)
+class CaseOpened:
+    """A question was left: hosts open a case (with its recording or text) and learn its code."""
+
+    topic: str
+    recording: Recording | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class FollowedUp:
+    """The caller added to the case she heard an answer to; hosts attach it and reopen the case."""
+
+    code: str
+    recording: Recording | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class SayCode:
+    """Read the new case's code digit by digit (twice); hosts fill in ``code`` once the case exists."""
+
+    prompt: Prompt
+    code: str = ""
+
+
+@dataclass(frozen=True)
+class ReplyChosen:
+    """How the answer should reach the caller: ``call`` (she calls again) or ``sms``."""
+
+    by: str
+
+
+@dataclass(frozen=True)
+class CodeEntered:
+    """The caller typed a case code; hosts check it and resume with `CodeChecked`."""
+
+    code: str
+
+
+@dataclass(frozen=True)
+class AnswerPart:
+    """One answer as a channel gives it: a text, or the URL of a recorded answer."""
+
+    text: str | None = None
+    audio_url: str | None = None
+
+
+@dataclass(frozen=True)
+class PlayAnswer:
+    """Give the caller the answers of a case; hosts fill in ``parts`` and mark them heard."""
+
+    flow_id: str
+    code: str
+    language: str | None
+    parts: tuple[AnswerPart, ...] = ()
+
+
+@dataclass(frozen=True)
+class AnswerFeedback:
+    """After hearing an answer: ``answered`` (1) or ``follow_up`` (2)."""
+
+    code: str
+    value: str
+
+
+@dataclass(frozen=True)
 class Hangup:
     """End the conversation."""
 
@@ -230,6 +340,14 @@ Event = (
     | RunRestarted
     | ProfileReused
     | SurveyClosed
+    | PlayRecording
+    | CaseOpened
+    | FollowedUp
+    | SayCode
+    | ReplyChosen
+    | CodeEntered
+    | PlayAnswer
+    | AnswerFeedback
     | Hangup
 )
 

@@ -39,6 +39,27 @@ SYSTEM_PROMPTS = (
     "no_number",
 )
 """Prompts the engine speaks itself; every flow defines each in every language."""
+CASE_PROMPTS = (
+    "digit_0",
+    "digit_1",
+    "digit_2",
+    "digit_3",
+    "digit_4",
+    "digit_5",
+    "digit_6",
+    "digit_7",
+    "digit_8",
+    "digit_9",
+    "code_again",
+    "answers_new",
+    "answer_intro",
+    "answer_feedback",
+    "answer_thanks",
+    "no_answer_yet",
+    "code_unknown",
+    "code_locked",
+)
+"""System prompts of the two-way line; a flow with its nodes defines each in every language."""
 SMS_TEXTS = (
     "help",
     "opted_out",
@@ -53,6 +74,8 @@ SMS_TEXTS = (
     "skip",
 )
 """Short texts only the SMS channel needs (keywords, paging, article options); every flow defines each."""
+CASE_SMS_TEXTS = ("case_code", "case_text_answer", "case_voice_answer")
+"""SMS texts of the two-way line (``{code}`` and ``{text}`` are filled in); needed with its nodes."""
 LANGUAGE_NAMES = {"es": "Español", "qu": "Runasimi", "qvw": "Wanka", "quz": "Qusqu runasimi"}
 """Each language's own name, shown on the SMS language menu; a flow may name others."""
 
@@ -202,6 +225,78 @@ class ProfileCheckNode(_Strict):
     """Where to go when it is the same person: their stored profile is reused."""
 
 
+class CaseTopicNode(_Strict):
+    """Leaving a question, first: what it is about (the topic files the case in the staff's queue)."""
+
+    type: Literal["case_topic"]
+    prompt: Text
+    sms: Text | None = None
+    topics: dict[str, Choice]
+    next: NodeId
+    """The record node where she speaks (or writes) her question."""
+
+
+class RecordNode(_Strict):
+    """She speaks her question after the tone (# ends it), or writes it in one SMS."""
+
+    type: Literal["record"]
+    prompt: Text
+    sms: Text | None = None
+    next: NodeId
+    """Where a voice recording goes to be reviewed (a record_review node); an SMS text goes on at once."""
+    max_seconds: int = Field(default=120, ge=10, le=600)
+    """A spoken question is cut after this long (Twilio's <Record maxLength>)."""
+    max_chars: int = Field(default=1000, ge=20, le=1600)
+    follow_up: bool = False
+    """Adds to the case she just heard an answer to, instead of opening a new one."""
+
+
+class RecordReviewNode(_Strict):
+    """After recording: 1 keeps it, 2 plays it back, 3 records again."""
+
+    type: Literal["record_review"]
+    prompt: Text
+    sms: Text | None = None
+    again: NodeId
+    next: NodeId
+    """Where a kept recording goes: a case_code node (new case), or a message (a follow-up)."""
+
+
+class CaseCodeNode(_Strict):
+    """Opens the case and reads its code digit by digit, twice (sends it, by SMS)."""
+
+    type: Literal["case_code"]
+    prompt: Text
+    """Said before the digits (e.g. "Your case code is"); the SMS text holds ``{code}``."""
+    sms: Text | None = None
+    next: NodeId
+
+
+class ReplyChoiceNode(_Strict):
+    """How the answer reaches her: 1 she calls again (nothing kept), 2 by SMS (her number, encrypted)."""
+
+    type: Literal["reply_choice"]
+    prompt: Text
+    sms: Text | None = None
+    next: NodeId
+
+
+class AnswersNode(_Strict):
+    """Plays her new answers; with none, asks for a case code (from another phone, say).
+
+    With ``announce`` it is a stop on the way to the main menu: passed silently unless answers wait.
+    """
+
+    type: Literal["answers"]
+    prompt: Text
+    """Asks for the case code."""
+    sms: Text | None = None
+    next: NodeId
+    follow_up: NodeId
+    """The record node (``follow_up: true``) where 2 after an answer leads."""
+    announce: bool = False
+
+
 class EndNode(_Strict):
     """Says goodbye and hangs up."""
 
@@ -220,9 +315,16 @@ AnyNode = (
     | ResumeNode
     | ConsentNode
     | ProfileCheckNode
+    | CaseTopicNode
+    | RecordNode
+    | RecordReviewNode
+    | CaseCodeNode
+    | ReplyChoiceNode
+    | AnswersNode
     | EndNode
 )
 Node = Annotated[AnyNode, Field(discriminator="type")]
+CASE_NODES = (CaseTopicNode, RecordNode, RecordReviewNode, CaseCodeNode, ReplyChoiceNode, AnswersNode)
 
 
 class FlowDefinition(_Strict):
@@ -272,6 +374,10 @@ class FlowDefinition(_Strict):
         if isinstance(node.choices, str):
             return self.scales.get(node.choices, {})
         return node.choices or {}
+
+    def has_case_line(self) -> bool:
+        """Whether the flow offers the two-way line (and so needs its prompts and texts)."""
+        return any(isinstance(node, CASE_NODES) for node in self.nodes.values())
 
     def language_name(self, language: str) -> str:
         """A language's own name (for the SMS language menu)."""

@@ -6,13 +6,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from app.flows.model import (
+    CASE_PROMPTS,
+    CASE_SMS_TEXTS,
     KEYPAD,
     LANGUAGE_NAMES,
     RESERVED_MENU_KEYS,
     SMS_TEXTS,
     SYSTEM_PROMPTS,
+    AnswersNode,
     AnyNode,
     ArticleNode,
+    CaseCodeNode,
+    CaseTopicNode,
     Choice,
     ConsentNode,
     FlowDefinition,
@@ -21,6 +26,9 @@ from app.flows.model import (
     MessageNode,
     ProfileCheckNode,
     QuestionNode,
+    RecordNode,
+    RecordReviewNode,
+    ReplyChoiceNode,
     ResumeNode,
     ReviewStatus,
     SubscribeNode,
@@ -51,6 +59,7 @@ def check_flow(flow: FlowDefinition) -> list[Problem]:
         *_check_keys(flow),
         *_check_questions(flow),
         *_check_surveys(flow),
+        *_check_case_line(flow),
         *_check_message_loops(flow),
         *_check_article_length(flow),
         *_check_reachability(flow),
@@ -68,8 +77,14 @@ def review_notes(flow: FlowDefinition) -> list[str]:
 
 def targets(node: AnyNode) -> Iterator[str]:
     """Every node id a node can lead to by its own wiring."""
-    if isinstance(node, MessageNode | LanguageMenuNode):
+    if isinstance(
+        node, MessageNode | LanguageMenuNode | CaseTopicNode | RecordNode | CaseCodeNode | ReplyChoiceNode
+    ):
         yield node.next
+    elif isinstance(node, RecordReviewNode):
+        yield from (node.next, node.again)
+    elif isinstance(node, AnswersNode):
+        yield from (node.next, node.follow_up)
     elif isinstance(node, SubscribeNode | ConsentNode):
         yield from (node.next, node.back)
     elif isinstance(node, ResumeNode):
@@ -122,8 +137,12 @@ def _check_texts(flow: FlowDefinition) -> Iterator[Problem]:
                     yield Problem(node_id, f"key {key} needs a label (SMS menus list options by label)")
                 else:
                     yield from _check_text(flow, node_id, f"label of key {key}", option.label)
-    yield from _check_named_texts(flow, "system prompt", SYSTEM_PROMPTS, flow.system)
-    yield from _check_named_texts(flow, "sms text", SMS_TEXTS, flow.sms)
+    case_line = flow.has_case_line()
+    system = SYSTEM_PROMPTS + (CASE_PROMPTS if case_line else ())
+    yield from _check_named_texts(flow, "system prompt", system, flow.system)
+    yield from _check_named_texts(
+        flow, "sms text", SMS_TEXTS + (CASE_SMS_TEXTS if case_line else ()), flow.sms
+    )
     for name, text in flow.sms.items():
         for lang, value in text.items():
             if not fits(value):
@@ -194,6 +213,35 @@ def _check_surveys(flow: FlowDefinition) -> Iterator[Problem]:
             names = {choice.name for choice in node.choices.values()}
             if "prefiero_no_decir" not in names:
                 yield Problem(node_id, "a profile question must offer prefiero_no_decir (prefer not to say)")
+
+
+_PLACEHOLDERS = {
+    "case_code": ("{code}",),
+    "case_text_answer": ("{code}", "{text}"),
+    "case_voice_answer": ("{code}",),
+}
+
+
+def _check_case_line(flow: FlowDefinition) -> Iterator[Problem]:
+    """The two-way line's nodes fit together, and its SMS texts hold the blanks the host fills in."""
+    for node_id, node in flow.nodes.items():
+        if isinstance(node, CaseTopicNode):
+            yield from _check_choices(flow, node_id, "topic", node.topics, shared=False)
+            if any(choice.next is not None for choice in node.topics.values()):
+                yield Problem(
+                    node_id, "topics cannot route (next): the question is recorded at the node's next"
+                )
+        elif isinstance(node, RecordReviewNode) and not isinstance(flow.nodes.get(node.again), RecordNode):
+            yield Problem(node_id, f"again must lead to a record node, {node.again!r} is not")
+        elif isinstance(node, AnswersNode):
+            follow_up = flow.nodes.get(node.follow_up)
+            if not isinstance(follow_up, RecordNode) or not follow_up.follow_up:
+                yield Problem(node_id, "follow_up must lead to a record node with follow_up: true")
+    for name, blanks in _PLACEHOLDERS.items():
+        for lang, text in flow.sms.get(name, {}).items():
+            missing = [blank for blank in blanks if blank not in text]
+            if missing:
+                yield Problem(None, f"sms text {name!r} in {lang!r} must contain {', '.join(missing)}")
 
 
 def _check_questions(flow: FlowDefinition) -> Iterator[Problem]:

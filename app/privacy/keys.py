@@ -16,6 +16,7 @@ class KeyPurpose(StrEnum):
     CSRF = "rimay/csrf/v1"
     TOTP = "rimay/totp/v1"
     THROTTLE = "rimay/throttle/v1"
+    MEDIA = "rimay/media/v1"
 
 
 def derive_key(master: bytes, purpose: KeyPurpose, length: int = 32) -> bytes:

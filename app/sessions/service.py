@@ -64,6 +64,16 @@ class Replay:
     response: str
 
 
+class CaseHost(Protocol):
+    """The two-way line (app.cases.line.CaseLine): what the engine must know, and acting on its events."""
+
+    async def unheard(self, caller_id: int | None) -> tuple[str, ...]:
+        """Codes of the caller's cases with answers she has not heard."""
+
+    async def settle(self, session: CallSession, flow: FlowDefinition, step: Step, e164: str | None) -> Step:
+        """Open cases, check codes and fill in codes and answers; the step as it is to be rendered."""
+
+
 class NewsSubscriber(Protocol):
     """Stores a caller's consent to news by SMS (the broadcasts service)."""
 
@@ -81,8 +91,10 @@ class ConversationService:
         pseudonyms: Pseudonymizer,
         news: NewsSubscriber | None = None,
         recordings: RecordingRegistrar | None = None,
+        cases: CaseHost | None = None,
     ) -> None:
         self.db = db
+        self.cases = cases
         self.flows = flows
         self.pseudonyms = pseudonyms
         self.news = news
@@ -116,6 +128,10 @@ class ConversationService:
         now = utcnow()
         flow = self.flows[flow_id]
         memory = await self.survey.memory(caller.id if caller else None, flow)
+        if self.cases is not None:
+            memory = memory.model_copy(
+                update={"unheard": await self.cases.unheard(caller.id if caller else None)}
+            )
         step = engine.start(flow, language=caller.language if caller else None, memory=memory)
         session = CallSession(
             id=secrets.token_hex(16),
@@ -131,6 +147,8 @@ class ConversationService:
             updated_at=now,
         )
         self.sessions.add(session)
+        if self.cases is not None:
+            step = await self.cases.settle(session, flow, step, None)
         try:
             await self._record(session, 0, step, RunState(node=flow.start, language=step.state.language))
         except IntegrityError:
@@ -163,6 +181,8 @@ class ConversationService:
             raise SessionNotFound(session.id)
         before = RunState.model_validate(session.state)
         step = move(flow, before)
+        if self.cases is not None:
+            step = await self.cases.settle(session, flow, step, e164)
         number = session.step + 1
         session.state = step.state.model_dump()
         session.step = number
@@ -183,12 +203,13 @@ class ConversationService:
 
     async def commit(self, turn: Turn, response: str) -> str:
         """Store the answer with the step and commit; if another delivery won a race, send its answer."""
-        self.sessions.add_delivery(turn.session.id, turn.number, response)
+        session_id = turn.session.id  # read now: a rollback expires the session object
+        self.sessions.add_delivery(session_id, turn.number, response)
         try:
             await self.db.commit()
         except IntegrityError:
             await self.db.rollback()
-            stored = await self.sessions.delivery(turn.session.id, turn.number)
+            stored = await self.sessions.delivery(session_id, turn.number)
             if stored is None:
                 raise
             return stored

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Response
 from twilio.twiml.messaging_response import MessagingResponse
 
 from app.broadcasts.service import BroadcastService
+from app.cases.deps import CaseLineDep
 from app.contacts.deps import ContactsDep
 from app.deps import FlowsDep, PseudonymsDep, SessionDep, SettingsDep
 from app.errors import InvalidWebhook
@@ -25,7 +26,12 @@ MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
 
 
 def _service(
-    db: SessionDep, flows: FlowsDep, pseudonyms: PseudonymsDep, settings: SettingsDep, contacts: ContactsDep
+    db: SessionDep,
+    flows: FlowsDep,
+    pseudonyms: PseudonymsDep,
+    settings: SettingsDep,
+    contacts: ContactsDep,
+    cases: CaseLineDep,
 ) -> SmsService:
     news = BroadcastService(db, contacts, Outbox(db, settings))
     context = SmsContext(
@@ -34,7 +40,8 @@ def _service(
         contacts=contacts,
         news=news,
     )
-    return SmsService(db, ConversationService(db, flows, pseudonyms, news), context)
+    conversations = ConversationService(db, flows, pseudonyms, news, cases=cases)
+    return SmsService(db, conversations, context)
 
 
 Sms = Annotated[SmsService, Depends(_service)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from app.flows.events import Ask, Event, Prompt, Say
+from app.flows.events import Ask, Event, PlayAnswer, Prompt, Say, SayCode
 from app.flows.model import (
     ARTICLE_BACK_KEY,
     ARTICLE_NEXT_KEY,
@@ -13,6 +13,7 @@ from app.flows.model import (
     LANGUAGE_KEY,
     MAIN_MENU_KEY,
     SKIP_KEY,
+    CaseTopicNode,
     FlowDefinition,
     LanguageMenuNode,
     MenuNode,
@@ -38,6 +39,10 @@ class SmsRenderer:
         for event in events:
             if isinstance(event, Say):
                 blocks.extend(self._say(event.prompt, shown))
+            elif isinstance(event, SayCode):
+                blocks.append(self.text("case_code", event.prompt.language).format(code=event.code))
+            elif isinstance(event, PlayAnswer):
+                blocks.extend(self._answers(event))
             elif isinstance(event, Ask):
                 blocks.extend(self._conventions(event))
         return "\n".join(block for block in blocks if block)
@@ -55,17 +60,29 @@ class SmsRenderer:
             return self._language_menu(prompt.key, node, shown)
         if isinstance(node, QuestionNode):
             return self._question(node, prompt.language)
-        if isinstance(node, MenuNode):
-            heading = _short(node.sms, node.prompt, prompt.language)
-            labels = [
-                f"{key} {option.label[prompt.language]}"
-                for key, option in node.options.items()
-                if option.label is not None
-            ]
-            return [heading, *labels]
+        if isinstance(node, MenuNode | CaseTopicNode):
+            return self._numbered(node, prompt.language)
         if node is not None and node.sms is not None:
             return [node.sms[prompt.language]]
         return [prompt.text]
+
+    def _numbered(self, node: MenuNode | CaseTopicNode, language: str) -> list[str]:
+        """A menu's heading and one line per option: "1 Agua y ambiente"."""
+        labels = node.options if isinstance(node, MenuNode) else node.topics
+        lines = [f"{key} {option.label[language]}" for key, option in labels.items() if option.label]
+        return [_short(node.sms, node.prompt, language), *lines]
+
+    def _answers(self, event: PlayAnswer) -> list[str]:
+        """Written answers as they are; a voice answer can only be heard by calling."""
+        texts = []
+        for part in event.parts:
+            if part.text is not None:
+                texts.append(
+                    self.text("case_text_answer", event.language).format(code=event.code, text=part.text)
+                )
+            else:
+                texts.append(self.text("case_voice_answer", event.language).format(code=event.code))
+        return texts
 
     def _question(self, node: QuestionNode, language: str) -> list[str]:
         """The question, its numbered choices (or the number it expects), and how to skip it."""

@@ -12,7 +12,7 @@ from app.sessions.models import BigId
 
 
 class ThrottleEvent(Base):
-    """An attempt in a bucket; ``key`` is a keyed hash (of an email, an IP or a pseudonym), never the value."""
+    """An attempt in a bucket; ``key`` is a keyed hash (of an e-mail, IP or pseudonym), never the value."""
 
     __tablename__ = "throttle_events"
     __table_args__ = (Index("ix_throttle_events_bucket_key_created_at", "bucket", "key", "created_at"),)

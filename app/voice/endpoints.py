@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from sqlalchemy.exc import IntegrityError
 
 from app.broadcasts.service import BroadcastService
+from app.cases.deps import CaseLineDep
 from app.contacts.deps import ContactsDep
 from app.deps import FlowsDep, PseudonymsDep, SessionDep, SettingsDep
 from app.errors import InvalidWebhook
@@ -33,10 +34,15 @@ RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
 
 
 def _conversations(
-    db: SessionDep, flows: FlowsDep, pseudonyms: PseudonymsDep, settings: SettingsDep, contacts: ContactsDep
+    db: SessionDep,
+    flows: FlowsDep,
+    pseudonyms: PseudonymsDep,
+    settings: SettingsDep,
+    contacts: ContactsDep,
+    cases: CaseLineDep,
 ) -> ConversationService:
     news = BroadcastService(db, contacts, Outbox(db, settings))
-    return ConversationService(db, flows, pseudonyms, news, RecordingService(db, settings))
+    return ConversationService(db, flows, pseudonyms, news, RecordingService(db, settings), cases)
 
 
 def _renderer(request: Request) -> VoiceRenderer:

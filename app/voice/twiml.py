@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from app.audio.library import AudioLibrary
-from app.flows.events import Ask, Event, Hangup, Prompt, Say
+from app.flows.case_steps import answer_intro, spoken_code
+from app.flows.events import Ask, Event, Hangup, PlayAnswer, PlayRecording, Prompt, Say, SayCode
 from app.flows.model import FlowDefinition, system_prompt_key
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Media:
+    """Something that is not a flow prompt: a recording or answer to <Play>, or an answer's text."""
+
+    url: str | None = None
+    text: str | None = None
+
+
+Spoken = Prompt | _Media
 
 SAY_VOICES = {"es": "es-MX"}
 """Languages Twilio's <Say> can speak; Quechua has no voice, so it is always <Play>."""
@@ -36,10 +49,10 @@ class VoiceRenderer:
     def render(self, events: Iterable[Event], action_url: str) -> str:
         """TwiML for one engine step; prompts before a question go inside <Gather> so callers can barge in."""
         response = VoiceResponse()
-        pending: list[Prompt] = []
+        pending: list[Spoken] = []
         for event in events:
-            if isinstance(event, Say):
-                pending.append(event.prompt)
+            if isinstance(event, Say | SayCode | PlayRecording | PlayAnswer):
+                pending.extend(self._spoken(event))
             elif isinstance(event, Ask) and event.record_seconds is not None:
                 # <Record> cannot hold prompts: they play first. Twilio skips the action when it hears
                 # nothing, so the <Redirect> brings silence back to the same step as "no input".
@@ -88,11 +101,34 @@ class VoiceRenderer:
         response.hangup()
         return str(response)
 
+    def _spoken(self, event: Say | SayCode | PlayRecording | PlayAnswer) -> list[Spoken]:
+        """What one event says or plays, in order."""
+        if isinstance(event, Say):
+            return [event.prompt]
+        if isinstance(event, PlayRecording):
+            return [_Media(url=event.url)]
+        if isinstance(event, SayCode):
+            flow = self.flows.get(event.prompt.flow_id)
+            return list(spoken_code(flow, event.prompt, event.code)) if flow else [event.prompt]
+        flow = self.flows.get(event.flow_id)
+        parts: list[Spoken] = [_Media(url=part.audio_url, text=part.text) for part in event.parts]
+        return [answer_intro(flow, event.language), *parts] if flow and parts else parts
+
     def _add_prompts(
-        self, verb: VoiceResponse | Gather, prompts: list[Prompt], flow: FlowDefinition | None = None
+        self, verb: VoiceResponse | Gather, prompts: Iterable[Spoken], flow: FlowDefinition | None = None
     ) -> None:
         for prompt in prompts:
-            self._add_prompt(verb, prompt, flow)
+            if isinstance(prompt, _Media):
+                self._add_media(verb, prompt)
+            else:
+                self._add_prompt(verb, prompt, flow)
+
+    def _add_media(self, verb: VoiceResponse | Gather, media: _Media) -> None:
+        """A recording or voice answer is played; a written answer is read by the Spanish voice."""
+        if media.url is not None:
+            verb.play(media.url)
+        elif media.text:
+            verb.say(media.text, language=SAY_VOICES[FALLBACK_LANGUAGE])
 
     def _add_prompt(self, verb: VoiceResponse | Gather, prompt: Prompt, flow: FlowDefinition | None) -> None:
         audio = self.audio.lookup(prompt.language, prompt.flow_id, prompt.key)
