@@ -216,7 +216,8 @@ class CaseSteps:
         if state.awaiting == "code" and len(key) == CODE_DIGITS and key.isdigit():
             self.events.append(InputReceived(state.node, kind, "code", Outcome.CHOSEN))
             self.events.append(CodeEntered(key))
-            return self.wait(state.node, "lookup")
+            # Attempts carry over: a wrong code counts towards the call's re-asks.
+            return self.wait(state.node, "lookup").model_copy(update={"attempts": state.attempts})
         if key == MAIN_MENU_KEY:
             return self.go(state, kind, key, Outcome.MAIN_MENU, self.flow.main)
         if key == REPEAT_KEY and state.awaiting == "code":
@@ -297,7 +298,7 @@ def case_keys(node: CaseWaitingNode, awaiting: str | None) -> tuple[str, ...]:
         return (CALL_KEY, SMS_KEY, REPEAT_KEY, MAIN_MENU_KEY)
     if awaiting == "feedback":
         return (ANSWERED_KEY, FOLLOW_UP_KEY, REPEAT_KEY, MAIN_MENU_KEY)
-    return (*"0123456789", MAIN_MENU_KEY)
+    return (*"0123456789", "#")
 
 
 def _kind(node: CaseWaitingNode) -> NodeKind:
