@@ -19,7 +19,7 @@ from app.broadcasts.cli import broadcast_app
 from app.floip.cli import export_app
 from app.flows.loader import FlowLoadError, lint_flows, load_flows
 from app.flows.model import FlowDefinition
-from app.outbox.cli import outbox_app, worker
+from app.outbox.cli import outbox_app, purge, worker
 from app.settings import ConfigurationError, get_settings
 from app.simulator import HANG_UP, Call, Screen, TextPhone, TwilioSigner
 from app.staff.cli import user_app
@@ -36,6 +36,7 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(export_app, name="export")
 app.add_typer(user_app, name="user")
 app.command()(worker)
+app.command()(purge)
 
 
 @app.command()

@@ -11,10 +11,12 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.cases.purge import Purger, purge_now
 from app.contacts.models import ContactPurpose
 from app.contacts.repository import ContactRepository
 from app.db.base import utcnow
 from app.db.engine import make_async_engine, make_sessionmaker
+from app.flows.loader import load_flows
 from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
 from app.outbox.polling import ClientFactory
 from app.outbox.repository import OutboxRepository
@@ -69,20 +71,31 @@ async def run_worker(
     async with _sessions(settings) as sessions:
         worker = OutboxWorker(sessions, settings, client_factory)
         fetcher = RecordingFetcher(sessions, settings, client_factory)
+        purger = Purger(sessions, settings, load_flows(settings.flows_dir)[settings.default_flow])
         if not once:
-            # The fetcher polls beside the outbox; the worker owns the signal handlers, so it stops both.
+            # The fetcher and the daily purge poll beside the outbox; the worker owns the signal
+            # handlers, so it stops them all.
             fetching = asyncio.create_task(fetcher.run_forever(poll, batch))
+            purging = asyncio.create_task(purger.poll(poll, 1))
             try:
                 await worker.run_forever(poll, batch)
             finally:
                 fetcher.stop()
-                await fetching
+                purger.stop()
+                await asyncio.gather(fetching, purging)
             return 0
         try:
             return await worker.run_once(batch) + await fetcher.run_once(batch)
         finally:
             await worker.aclose()
             await fetcher.aclose()
+
+
+async def purge_cases(settings: Settings) -> int:
+    """What `rimay purge` does (and the worker, daily): closed cases past retention go."""
+    async with _sessions(settings) as sessions:
+        flow = load_flows(settings.flows_dir)[settings.default_flow]
+        return await purge_now(sessions, settings, flow, utcnow())
 
 
 async def list_rows(settings: Settings, status: MessageStatus | None, limit: int) -> list[OutboxLine]:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from app.logs import configure_logging
-from app.outbox.admin import HEADER, Retry, list_rows, retry_row, run_worker
+from app.outbox.admin import HEADER, Retry, list_rows, purge_cases, retry_row, run_worker
 from app.outbox.models import MessageStatus
 from app.settings import ConfigurationError, get_settings
 
@@ -64,3 +64,10 @@ def retry_command(
         typer.echo(RETRY_REFUSALS[result].format(id=message_id), err=True)
         raise typer.Exit(1)
     typer.echo(f"outbox {message_id} queued again")
+
+
+def purge() -> None:
+    """Delete closed cases past RIMAY_CASE_RETENTION_DAYS, with their recordings and answers."""
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    typer.echo(f"{asyncio.run(purge_cases(settings))} closed case(s) purged")

@@ -1,0 +1,102 @@
+"""Retention: `rimay purge` and the worker's daily purge delete closed cases past their time."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from app.cases.models import Case, CaseMessage
+from app.cases.purge import Purger
+from app.cli import app
+from app.db.base import utcnow
+from app.flows.model import FlowDefinition
+from app.settings import Settings, get_settings
+from tests.outbound import Clock, Sessions, sessions_for
+from tests.test_outbox_cli import configure_cli
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def environment(
+    outbound: Settings, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """`rimay` pointed at the test database."""
+    configure_cli(outbound, database_url, tmp_path, monkeypatch)
+    yield
+    get_settings.cache_clear()
+
+
+async def _cases(sessions: Sessions, *closed_days_ago: int | None) -> list[int]:
+    """Cases closed that many days ago (None: still open), each with a question."""
+    ids = []
+    async with sessions() as db:
+        for days in closed_days_ago:
+            now = utcnow()
+            case = Case(
+                code=str(100000 + secrets.randbelow(900000)),
+                channel="sms",
+                language="es",
+                topic="otro",
+                status="closed" if days is not None else "new",
+                closed_at=now - timedelta(days=days) if days is not None else None,
+                created_at=now - timedelta(days=400),
+                updated_at=now,
+            )
+            db.add(case)
+            await db.flush()
+            db.add(CaseMessage(case_id=case.id, channel="sms", text="¿Y el agua?", created_at=now))
+            ids.append(case.id)
+        await db.commit()
+    return ids
+
+
+async def _left(sessions: Sessions) -> tuple[list[int], int]:
+    async with sessions() as db:
+        cases = list((await db.scalars(select(Case.id).order_by(Case.id))).all())
+        messages = int(await db.scalar(select(func.count()).select_from(CaseMessage)) or 0)
+        return cases, messages
+
+
+@pytest.mark.usefixtures("environment")
+def test_rimay_purge_deletes_only_closed_cases_past_retention(outbound: Settings) -> None:
+    """Closed 400 days ago goes; closed yesterday and still open stay."""
+
+    async def seed() -> list[int]:
+        async with sessions_for(outbound.sqlalchemy_url) as sessions:
+            return await _cases(sessions, 400, 1, None)
+
+    async def left() -> tuple[list[int], int]:
+        async with sessions_for(outbound.sqlalchemy_url) as sessions:
+            return await _left(sessions)
+
+    _old, recent, still_open = asyncio.run(seed())
+    result = runner.invoke(app, ["purge"])
+    assert result.exit_code == 0, result.output
+    assert "1 closed case(s) purged" in result.output
+    assert asyncio.run(left()) == ([recent, still_open], 2)
+    again = runner.invoke(app, ["purge"])
+    assert "0 closed case(s) purged" in again.output
+
+
+async def test_the_worker_purges_at_start_and_then_once_a_day(
+    outbound: Settings, sessions: Sessions, flows: dict[str, FlowDefinition], clock: Clock
+) -> None:
+    """The purger beside the outbox runs when due, not on every poll."""
+    retention = outbound.case_retention_days
+    await _cases(sessions, retention + 1)
+    purger = Purger(sessions, outbound, flows["hotline"], clock=clock)
+    assert await purger.run_once() == 1
+    await _cases(sessions, retention + 2)
+    clock.advance(hours=23)
+    assert await purger.run_once() == 0, "not a day yet"
+    clock.advance(hours=2)
+    assert await purger.run_once() == 1
+    assert await _left(sessions) == ([], 0)
