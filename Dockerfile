@@ -7,9 +7,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     RIMAY_DATA_DIR=/data \
     RIMAY_MIGRATIONS_DIR=/srv/rimay/migrations
 
-# espeak-ng and lame generate draft prompt audio offline.
+# espeak-ng and lame generate draft prompt audio offline; ffmpeg converts staff's voice answers to MP3.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends espeak-ng lame \
+ && apt-get install -y --no-install-recommends espeak-ng lame ffmpeg \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /srv/rimay

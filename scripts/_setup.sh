@@ -21,16 +21,17 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-# espeak-ng and lame turn prompts into audio offline; install them when we can (root on Debian).
+# espeak-ng and lame turn prompts into audio offline; ffmpeg converts staff's voice answers to MP3.
+# Install them when we can (root on Debian).
 need_audio_tools() {
-  command -v espeak-ng >/dev/null 2>&1 && command -v lame >/dev/null 2>&1
+  command -v espeak-ng >/dev/null 2>&1 && command -v lame >/dev/null 2>&1 && command -v ffmpeg >/dev/null 2>&1
 }
 if ! need_audio_tools; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "==> installing espeak-ng and lame with apt-get"
+    echo "==> installing espeak-ng, lame and ffmpeg with apt-get"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng lame >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng lame ffmpeg >/dev/null
   else
-    echo "!! espeak-ng and lame are needed to generate prompt audio: sudo apt-get install espeak-ng lame" >&2
+    echo "!! espeak-ng, lame and ffmpeg are needed for audio: sudo apt-get install espeak-ng lame ffmpeg" >&2
   fi
 fi
