@@ -12,12 +12,15 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from app.cases.line import CODE_BUCKET
 from app.cases.models import Case, CaseMessage
 from app.cases.purge import Purger
 from app.cli import app
 from app.db.base import utcnow
 from app.flows.model import FlowDefinition
 from app.settings import Settings, get_settings
+from app.throttle.models import ThrottleEvent
+from app.throttle.service import ThrottleKeys, ThrottleService
 from tests.outbound import Clock, Sessions, sessions_for
 from tests.test_outbox_cli import configure_cli
 
@@ -97,6 +100,12 @@ async def test_the_worker_purges_at_start_and_then_once_a_day(
     await _cases(sessions, retention + 2)
     clock.advance(hours=23)
     assert await purger.run_once() == 0, "not a day yet"
+    async with sessions() as db:
+        keys = ThrottleKeys(outbound.master_secret)
+        await ThrottleService(db, keys, clock=clock).record(CODE_BUCKET, "caller:1")
+        await db.commit()
     clock.advance(hours=2)
     assert await purger.run_once() == 1
     assert await _left(sessions) == ([], 0)
+    async with sessions() as db:
+        assert await db.scalar(select(func.count()).select_from(ThrottleEvent)) == 0, "old wrong codes go"

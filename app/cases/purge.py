@@ -8,12 +8,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.cases.line import CODE_BUCKET, CODE_WINDOW
 from app.cases.service import CaseService
 from app.contacts.crypto import ContactCipher
 from app.db.base import utcnow
 from app.flows.model import FlowDefinition
 from app.outbox.polling import PollingWorker
 from app.settings import Settings
+from app.throttle.service import ThrottleKeys, ThrottleService
 
 log = logging.getLogger(__name__)
 PURGE_EVERY = timedelta(days=1)
@@ -26,6 +28,9 @@ async def purge_now(
     cipher = ContactCipher.from_secret(settings.contact_secret)
     async with sessions() as db:
         purged = await CaseService(db, settings, cipher, flow).purge(now)
+        # Wrong case codes only count within their window; older rows are dead weight.
+        throttle = ThrottleService(db, ThrottleKeys(settings.master_secret), clock=lambda: now)
+        await throttle.prune(CODE_BUCKET, CODE_WINDOW)
         await db.commit()
     if purged:
         log.info("purged %s closed case(s) older than %s days", purged, settings.case_retention_days)
