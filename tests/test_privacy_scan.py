@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,6 +60,11 @@ async def test_no_number_in_sqlite_or_server_log(server: Service, flows: dict[st
         other = TextPhone(client=client, signer=signer, sender=OTHER)
         for body in ("hola", "NOTICIAS", "ALTO"):
             await other.text(body)
+        # The two-way line: a number keyed at the topics, a question by voice answered by SMS, and one by SMS.
+        asker = Call(client=client, signer=signer, flows=flows, caller=NUMBER)
+        await walk(asker, ["3", NUMBER[3:], "1", "#", "1", "2"])
+        for body in ("MENU", "3", "1", f"mi vecina {OTHER} dice que el agua huele mal", "2"):
+            await texter.text(body)
         forged = await client.post("/twilio/voice", data={"CallSid": "CA" + "f" * 32, "From": NUMBER})
         assert forged.status_code == 403
         malformed = await phone.post("/twilio/voice", {"CallSid": "bogus"})
@@ -69,6 +76,11 @@ async def test_no_number_in_sqlite_or_server_log(server: Service, flows: dict[st
         assert _hits(path.read_bytes()) == [], f"phone number found in {path.name}"
     log = log_path.read_text()
     assert "POST /twilio/voice" in log, "the log scanned must be the server's real access log"
+    with contextlib.closing(sqlite3.connect(data_dir / "rimay.sqlite3")) as db:
+        cases = db.execute("SELECT channel, reply_by FROM cases ORDER BY id").fetchall()
+        contacts = db.execute("SELECT count(*) FROM contacts WHERE consent_sms_replies").fetchone()
+    assert cases == [("voice", "sms"), ("sms", "sms")], "both questions were scanned"
+    assert contacts == (1,), "her number is stored, encrypted, for the SMS answers"
 
 
 @pytest.mark.postgres
@@ -85,7 +97,11 @@ async def test_no_number_in_postgresql_dump(
     texter = TextPhone(client=phone.client, signer=phone.signer, sender=OTHER)
     for body in ("hola", f"+{OTHER[1:]}", "1", "NOTICIAS"):
         await texter.text(body)
+    for body in ("MENU", "3", "4", f"llamen al {NUMBER}", "2"):
+        await texter.text(body)
     dump = postgres_server.dump(database_url.rsplit("/", 1)[1])
+    assert "COPY public.cases" in dump
+    assert "llamen al [phone]" in dump, "the case's question is in the dump that was scanned"
     assert "COPY public.interactions" in dump
     assert "COPY public.contacts" in dump
     assert "COPY public.answers" in dump
