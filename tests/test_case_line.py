@@ -342,3 +342,20 @@ async def test_unknown_answer_audio_with_a_valid_signature_is_404(
     url = app.state.media_signer.url("", "b" * 32)
     assert (await client.get(url)).status_code == 404
     assert (await client.get("/media/answers/..%2F..%2Fetc.mp3")).status_code == 404
+
+
+async def test_a_recording_for_an_unknown_call_is_apologised_for_and_stores_nothing(
+    client: httpx.AsyncClient,
+    signer: TwilioSigner,
+    flows: dict[str, FlowDefinition],
+    line: Settings,
+    sessions: Sessions,
+) -> None:
+    """A recording posted to a session that does not exist: a spoken apology, no case, no recording."""
+    phone = _call(client, signer, flows, QUECHUA_CALLER)
+    response = await phone.post(f"/twilio/voice/sessions/{'0' * 32}/steps/3", phone.recorded("#"))
+    assert response.status_code == 200
+    assert "<Hangup" in response.text
+    assert await _cases(sessions) == []
+    async with sessions() as db:
+        assert await db.scalar(select(func.count()).select_from(Recording)) == 0
