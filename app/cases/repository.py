@@ -9,7 +9,10 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.models import AuditEntry
 from app.cases.models import Case, CaseAnswer, CaseMessage, CaseNote, CaseStatus, ReplyBy
+from app.recordings.models import Recording, RecordingStatus
+from app.staff.models import StaffUser
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,8 @@ class QueueFilter:
     topic: str | None = None
     channel: str | None = None
     older_than: datetime | None = None
+    open_only: bool = False
+    """Everything not closed (the queue's default view)."""
 
 
 class CaseRepository:
@@ -62,9 +67,69 @@ class CaseRepository:
 
     async def counts_by_status(self, given: QueueFilter) -> dict[str, int]:
         """How many cases match the filter in each status (the status filter itself is ignored)."""
-        other = QueueFilter(None, given.language, given.topic, given.channel, given.older_than)
+        other = QueueFilter(None, given.language, given.topic, given.channel, given.older_than, False)
         query = select(Case.status, func.count()).where(*_conditions(other)).group_by(Case.status)
         return {status: int(count) for status, count in await self.db.execute(query)}
+
+    async def count(self, given: QueueFilter) -> int:
+        """How many cases match the filter (for paging)."""
+        query = select(func.count()).select_from(Case).where(*_conditions(given))
+        return int(await self.db.scalar(query) or 0)
+
+    async def filter_values(self) -> dict[str, list[str]]:
+        """The languages, topics and channels cases have, for the queue's filter menus."""
+        values: dict[str, list[str]] = {}
+        for name, column in (("language", Case.language), ("topic", Case.topic), ("channel", Case.channel)):
+            values[name] = list(await self.db.scalars(select(column).distinct().order_by(column)))
+        return values
+
+    async def staff_emails(self, user_ids: set[int]) -> dict[int, str]:
+        """The e-mail of each staff id (assignees, note and answer authors)."""
+        if not user_ids:
+            return {}
+        query = select(StaffUser.id, StaffUser.email).where(StaffUser.id.in_(user_ids))
+        return {int(user_id): str(email) for user_id, email in (await self.db.execute(query)).all()}
+
+    async def recording_states(self, case_ids: Sequence[int]) -> dict[int, set[str]]:
+        """The statuses of each case's caller recordings (e.g. to show "recording pending")."""
+        if not case_ids:
+            return {}
+        query = (
+            select(CaseMessage.case_id, Recording.status)
+            .join(Recording, Recording.id == CaseMessage.recording_id)
+            .where(CaseMessage.case_id.in_(case_ids))
+        )
+        states: dict[int, set[str]] = {}
+        for case_id, status in await self.db.execute(query):
+            states.setdefault(case_id, set()).add(status)
+        return states
+
+    async def recordings(self, case_id: int) -> dict[int, Recording]:
+        """The caller's recordings of a case, by recording id."""
+        query = (
+            select(Recording)
+            .join(CaseMessage, CaseMessage.recording_id == Recording.id)
+            .where(CaseMessage.case_id == case_id)
+        )
+        return {recording.id: recording for recording in await self.db.scalars(query)}
+
+    async def stored_recording(self, case_id: int, public_id: str) -> Recording | None:
+        """A stored recording of this case's caller; another case's or a pending one is None."""
+        query = (
+            select(Recording)
+            .join(CaseMessage, CaseMessage.recording_id == Recording.id)
+            .where(
+                CaseMessage.case_id == case_id,
+                Recording.public_id == public_id,
+                Recording.status == RecordingStatus.STORED,
+            )
+        )
+        return await self.db.scalar(query.limit(1))
+
+    async def timeline(self, case_id: int) -> Sequence[AuditEntry]:
+        """The case's audit entries, oldest first: its history as staff and caller made it."""
+        query = select(AuditEntry).where(AuditEntry.case_id == case_id)
+        return (await self.db.scalars(query.order_by(AuditEntry.at, AuditEntry.id))).all()
 
     async def messages(self, case_id: int) -> Sequence[CaseMessage]:
         """The caller's question and follow-ups, oldest first."""
@@ -137,4 +202,6 @@ def _conditions(given: QueueFilter) -> list[ColumnElement[bool]]:
             conditions.append(column == value)
     if given.older_than is not None:
         conditions.append(Case.created_at < given.older_than)
+    if given.open_only:
+        conditions.append(Case.status != CaseStatus.CLOSED)
     return conditions

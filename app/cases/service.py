@@ -26,6 +26,7 @@ from app.privacy.masking import mask_caller_text
 from app.sessions.models import CallSession
 from app.settings import Settings
 from app.staff.models import StaffUser
+from app.voice.twiml import SAY_VOICES
 
 log = logging.getLogger(__name__)
 CODE_DIGITS = 6
@@ -163,7 +164,14 @@ class CaseService:
     async def answer_text(self, case: Case, staff: StaffUser, text: str, version: int) -> CaseAnswer:
         """A written answer: by SMS if she chose it, and read out when she calls (Spanish has a voice)."""
         self._check(case, version)
-        answer = self._new_answer(case, staff, AnswerKind.TEXT, text=_bounded(text, "answer"))
+        text = _bounded(text, "answer")
+        if case.reply_by == ReplyBy.CALL and case.language not in SAY_VOICES:
+            # She will hear it on the line, and no Twilio voice speaks her language: text would be lost.
+            raise InvalidAnswer(
+                f"the caller speaks {case.language!r}, which the line cannot read aloud, and will call "
+                "back to hear the answer: record a voice answer instead"
+            )
+        answer = self._new_answer(case, staff, AnswerKind.TEXT, text=text)
         await self._answered(case, staff, answer)
         if case.reply_by == ReplyBy.SMS and case.caller_id is not None:
             body = self._sms(case, "case_text_answer", text=str(answer.text))

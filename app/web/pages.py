@@ -12,8 +12,8 @@ from fastapi.templating import Jinja2Templates
 from app.staff.sessions import SignedIn
 
 HERE: Final = Path(__file__).resolve().parent
-HOME: Final = "/account"
-"""Where a completed login lands (the case queue, once it exists)."""
+HOME: Final = "/cases"
+"""Where a completed login lands: the case queue."""
 SESSION_COOKIE: Final = "rimay_staff"
 MESSAGES: Final = {
     "expired": "Su sesión terminó. Ingrese de nuevo.",
@@ -21,6 +21,11 @@ MESSAGES: Final = {
     "created": "Cuenta creada.",
     "deactivated": "Cuenta desactivada.",
     "enrolled": "Segundo factor activado.",
+    "assigned": "El caso ahora es suyo.",
+    "noted": "Nota guardada.",
+    "answered": "Respuesta guardada. La persona la escuchará cuando llame.",
+    "answered_sms": "Respuesta guardada; la persona recibirá un SMS.",
+    "closed": "Caso cerrado.",
 }
 """Notices chosen by a short code in the URL, so no free text travels in a link."""
 
