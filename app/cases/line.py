@@ -28,8 +28,7 @@ from app.flows.events import (
     Step,
 )
 from app.flows.model import FlowDefinition
-from app.recordings.errors import RecordingRefused
-from app.recordings.service import RecordingService
+from app.recordings.service import RecordingService, take_recording
 from app.sessions.models import CallSession
 from app.throttle.service import ThrottleService
 
@@ -109,14 +108,10 @@ class CaseLine:
         """Register the question's recording for the worker; a refused URL leaves the case without it."""
         if recording is None:
             return None
-        try:
-            stored = await self.recordings.register(
-                session.id, recording.sid, recording.url, recording.duration
-            )
-        except RecordingRefused as error:
-            log.warning("session %s: question recording not taken: %s", session.id, error)
-            return None
-        return stored.id
+        stored = await take_recording(
+            self.recordings, session.id, recording.sid, recording.url, recording.duration
+        )
+        return stored.id if stored is not None else None
 
     async def _follow_up(self, session: CallSession, event: FollowedUp) -> None:
         case = await self.cases.cases.by_code(event.code)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,8 +18,30 @@ from app.recordings.models import Recording, RecordingStatus
 from app.recordings.repository import RecordingRepository
 from app.settings import Settings
 
+log = logging.getLogger(__name__)
 RECORDING_SID = re.compile(r"RE[0-9a-fA-F]{32}")
 API_VERSION = "2010-04-01"
+
+
+class RecordingRegistrar(Protocol):
+    """Takes a caller's recording for the worker to fetch from Twilio (and delete there)."""
+
+    async def register(
+        self, session_id: str | None, recording_sid: str, recording_url: str, duration: int | None
+    ) -> Recording:
+        """Store the recording's reference; idempotent per recording sid."""
+
+
+async def take_recording(
+    registrar: RecordingRegistrar, session_id: str, sid: str, url: str, duration: int
+) -> Recording | None:
+    """Register a recording; one whose URL is refused is logged and never fetched (None)."""
+    try:
+        return await registrar.register(session_id, sid, url, duration)
+    except RecordingRefused as error:
+        # Not Twilio's URL for this account: never fetched (credentials would go there).
+        log.warning("session %s: recording not taken: %s", session_id, error)
+        return None
 
 
 class RecordingService:

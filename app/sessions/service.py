@@ -31,9 +31,10 @@ from app.flows.events import (
 from app.flows.model import FlowDefinition
 from app.privacy.masking import mask_caller_text
 from app.privacy.pseudonym import Pseudonymizer
+from app.recordings.service import RecordingRegistrar
 from app.sessions.models import CallSession, Interaction
 from app.sessions.repository import SessionRepository
-from app.survey.service import RecordingRegistrar, SurveyService
+from app.survey.service import SurveyService
 
 Move = Callable[[FlowDefinition, RunState], Step]
 """An engine call on a flow and a state: resume with an input, or jump to a node."""

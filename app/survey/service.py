@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import secrets
 from datetime import datetime
-from typing import Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,22 +22,11 @@ from app.flows.events import (
 )
 from app.flows.model import SKIPPED, FlowDefinition
 from app.privacy.masking import mask_phone_numbers
-from app.recordings.errors import RecordingRefused
-from app.recordings.models import Recording as StoredRecording
+from app.recordings.service import RecordingRegistrar, take_recording
 from app.sessions.models import CallSession
 from app.survey.models import Answer, ConsentCount, SurveyRun
 
-log = logging.getLogger(__name__)
 PROFILE_FIELDS = ("gender", "age_band", "community")
-
-
-class RecordingRegistrar(Protocol):
-    """Takes a spoken answer's recording for the worker to fetch from Twilio (and delete there)."""
-
-    async def register(
-        self, session_id: str | None, recording_sid: str, recording_url: str, duration: int | None
-    ) -> StoredRecording:
-        """Store the recording's reference; idempotent per recording sid."""
 
 
 class SurveyService:
@@ -189,13 +176,10 @@ class SurveyService:
         if self.recordings is None:
             raise RuntimeError("a spoken answer arrived but no recording store is configured")
         recording = event.recording
-        try:
-            stored = await self.recordings.register(
-                session.id, recording.sid, recording.url, recording.duration
-            )
-        except RecordingRefused as error:
-            # Not Twilio's URL for this account: never fetched (credentials would go there).
-            log.warning("session %s: %s", session.id, error)
+        stored = await take_recording(
+            self.recordings, session.id, recording.sid, recording.url, recording.duration
+        )
+        if stored is None:
             return None
         return None if event.value == SKIPPED else stored.id
 
