@@ -28,6 +28,11 @@ CHROMIUM_ARGS: Final = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # Voice answers: a fake microphone (a beep) granted without a prompt, and players that may start
+    # without a click, so MediaRecorder and <audio> are exercised for real.
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
 )
 TIMEOUT_MS: Final = 15_000
 

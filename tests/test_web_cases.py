@@ -247,6 +247,7 @@ async def test_the_queue_is_oldest_first_filtered_and_counted(
         return re.findall(r'<a href="/cases/\d+">(\d{6})</a>', page.text)
 
     assert await codes() == [old.code, mid.code, new.code]
+    assert await codes("?status=&language=&topic=&channel=&age=") == [old.code, mid.code, new.code]
     assert await codes("?status=closed") == [closed.code]
     assert await codes("?status=all") == [old.code, closed.code, mid.code, new.code]
     assert await codes("?status=answered") == [mid.code]

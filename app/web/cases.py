@@ -54,8 +54,9 @@ TIMELINE_LABELS: Final = {
 # ---------------------------------------------------------------------- the queue
 
 
-def _queue_filter(status: str, language: str, topic: str, channel: str, age: int) -> QueueFilter:
+def _queue_filter(status: str, language: str, topic: str, channel: str, age_days: str) -> QueueFilter:
     """The filter the query asks for; an unknown status or age is refused, not silently ignored."""
+    age = int(age_days) if age_days.isdigit() and len(age_days) < 4 else -1 if age_days else 0
     if status not in ("", "all", *CaseStatus) or (age and age not in AGES):
         raise WebRefusal(400, "Filtro no válido", "Ese filtro no existe. Vuelva a la lista de casos.")
     return QueueFilter(
@@ -77,7 +78,7 @@ async def queue(
     language: Annotated[str, Query(max_length=16)] = "",
     topic: Annotated[str, Query(max_length=32)] = "",
     channel: Annotated[str, Query(max_length=8)] = "",
-    age: Annotated[int, Query(ge=0, le=3650)] = 0,
+    age: Annotated[str, Query(max_length=4)] = "",  # the form sends "" for "any age"
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
     """Cases oldest first, filtered, with counts per status, PAGE_SIZE a page."""
@@ -85,7 +86,13 @@ async def queue(
     repo = cases.cases
     total = await repo.count(given)
     rows = await repo.queue(given, PAGE_SIZE, (page - 1) * PAGE_SIZE)
-    chosen = {"status": status, "language": language, "topic": topic, "channel": channel, "age": age or ""}
+    chosen = {
+        "status": status,
+        "language": language,
+        "topic": topic,
+        "channel": channel,
+        "age": int(age) if age else "",
+    }
 
     def page_url(number: int) -> str:
         return "/cases?" + urlencode({**{k: v for k, v in chosen.items() if v}, "page": number})
