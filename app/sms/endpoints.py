@@ -9,12 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 from twilio.twiml.messaging_response import MessagingResponse
 
-from app.broadcasts.service import BroadcastService
+from app.broadcasts.deps import NewsDep
 from app.cases.deps import CaseLineDep
 from app.contacts.deps import ContactsDep
 from app.deps import FlowsDep, PseudonymsDep, SessionDep, SettingsDep
 from app.errors import InvalidWebhook
-from app.outbox.service import Outbox
 from app.privacy.pseudonym import normalize_e164
 from app.sessions.service import ConversationService
 from app.sms.service import SmsContext, SmsService
@@ -31,9 +30,9 @@ def _service(
     pseudonyms: PseudonymsDep,
     settings: SettingsDep,
     contacts: ContactsDep,
+    news: NewsDep,
     cases: CaseLineDep,
 ) -> SmsService:
-    news = BroadcastService(db, contacts, Outbox(db, settings))
     context = SmsContext(
         flow=flows[settings.default_flow],
         idle=timedelta(minutes=settings.sms_idle_minutes),

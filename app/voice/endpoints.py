@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request, Response
 from sqlalchemy.exc import IntegrityError
 
-from app.broadcasts.service import BroadcastService
+from app.broadcasts.deps import NewsDep
 from app.cases.deps import CaseLineDep
 from app.contacts.deps import ContactsDep
 from app.deps import FlowsDep, PseudonymsDep, SessionDep, SettingsDep
@@ -38,10 +38,9 @@ def _conversations(
     flows: FlowsDep,
     pseudonyms: PseudonymsDep,
     settings: SettingsDep,
-    contacts: ContactsDep,
+    news: NewsDep,
     cases: CaseLineDep,
 ) -> ConversationService:
-    news = BroadcastService(db, contacts, Outbox(db, settings))
     return ConversationService(db, flows, pseudonyms, news, RecordingService(db, settings), cases)
 
 
