@@ -72,6 +72,26 @@ async def _manager(db: object) -> StaffUser:
     return staff
 
 
+async def _answer(
+    sessions: Sessions,
+    settings: Settings,
+    flows: dict[str, FlowDefinition],
+    case_id: int,
+    text: str,
+    *,
+    close: bool = False,
+) -> None:
+    """A manager answers a case by text (and closes it)."""
+    async with sessions() as db:
+        service = await _service(db, settings, flows)
+        staff = await _manager(db)
+        case = await service.get(case_id)
+        await service.answer_text(case, staff, text, case.version)
+        if close:
+            await service.close(case, staff, case.version)
+        await db.commit()
+
+
 async def test_a_quechua_voice_question_gets_a_code_and_its_voice_answer_is_heard_on_the_next_call(
     client: httpx.AsyncClient,
     signer: TwilioSigner,
@@ -223,12 +243,7 @@ async def test_a_code_from_another_phone_plays_the_answer_and_wrong_codes_are_th
         hotline.system["no_answer_yet"]["es"],
         hotline.nodes["main"].prompt["es"],
     ]
-    async with sessions() as db:
-        service = await _service(db, line, flows)
-        staff = await _manager(db)
-        loaded = await service.get(case.id)
-        await service.answer_text(loaded, staff, "Puede presentar su denuncia en la OEFA.", loaded.version)
-        await db.commit()
+    await _answer(sessions, line, flows, case.id, "Puede presentar su denuncia en la OEFA.")
     # The other phone's language is remembered now: its calls start at the main menu.
     heard = await _walk(_call(client, signer, flows, OTHER_PHONE), ["4", case.code, "1"])
     assert [(verb.kind, verb.text) for verb in heard[2].prompts[:2]] == [
@@ -252,13 +267,7 @@ async def test_a_follow_up_after_hearing_an_answer_reopens_the_case(
     hotline = flows["hotline"]
     await _walk(_call(client, signer, flows, QUECHUA_CALLER), ["1", "3", "2", "#", "1", "1"])
     [case] = await _cases(sessions)
-    async with sessions() as db:
-        service = await _service(db, line, flows)
-        staff = await _manager(db)
-        loaded = await service.get(case.id)
-        await service.answer_text(loaded, staff, "La titulación la ve la DRA.", loaded.version)
-        await service.close(loaded, staff, loaded.version)
-        await db.commit()
+    await _answer(sessions, line, flows, case.id, "La titulación la ve la DRA.", close=True)
     screens = await _walk(_call(client, signer, flows, QUECHUA_CALLER), ["2", "#", "1"])
     assert _texts(screens[1])[0] == hotline.nodes["follow_up_record"].prompt["es"]
     assert _texts(screens[3])[0] == hotline.nodes["follow_up_saved"].prompt["es"]
