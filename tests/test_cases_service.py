@@ -91,12 +91,15 @@ async def world(
     )
 
 
-async def _open(world: World, text: str | None = None, reply_by_sms: bool = False) -> int:
+async def _open(
+    world: World, text: str | None = None, reply_by_sms: bool = False, language: str | None = None
+) -> int:
     async with world.sessions() as db:
         service = world.service(db)
         call = await db.get(CallSession, world.call_id)
         assert call is not None
         case = await service.open(call, "water", text=text)
+        case.language = language or case.language
         if reply_by_sms:
             assert await service.reply_by_sms(case, NUMBER)
         await db.commit()
@@ -169,7 +172,7 @@ async def test_a_text_answer_to_an_sms_case_is_queued_with_the_answer(world: Wor
 
 async def test_a_text_answer_for_a_caller_who_calls_back_waits_for_her(world: World) -> None:
     """Without SMS nothing is sent; the answer waits, unheard, until she hears it."""
-    case_id = await _open(world)
+    case_id = await _open(world, language="es")
     async with world.sessions() as db:
         service = world.service(db)
         case = await service.get(case_id)
@@ -188,7 +191,7 @@ async def test_a_text_answer_for_a_caller_who_calls_back_waits_for_her(world: Wo
 
 async def test_a_stale_version_is_refused(world: World) -> None:
     """The page was loaded before another manager acted: the second is told it changed."""
-    case_id = await _open(world)
+    case_id = await _open(world, language="es")
     async with world.sessions() as db:
         service = world.service(db)
         case = await service.get(case_id)
@@ -205,7 +208,7 @@ async def test_two_managers_answering_at_once_the_second_is_told(world: World) -
     """Both loaded the same version; the second flush loses the optimistic-lock race (PostgreSQL)."""
     if world.settings.sqlalchemy_url.startswith("sqlite"):
         pytest.skip("SQLite's BEGIN IMMEDIATE serializes writers; the stale-version test covers it there")
-    case_id = await _open(world)
+    case_id = await _open(world, language="es")
     async with world.sessions() as first_db, world.sessions() as second_db:
         first, second = world.service(first_db), world.service(second_db)
         case_a, case_b = await first.get(case_id), await second.get(case_id)
@@ -227,7 +230,7 @@ async def test_two_managers_answering_at_once_the_second_is_told(world: World) -
 
 async def test_bad_answers_and_notes_are_refused(world: World) -> None:
     """Empty or overlong texts, and acting on a closed case."""
-    case_id = await _open(world)
+    case_id = await _open(world, language="es")
     async with world.sessions() as db:
         service = world.service(db)
         case = await service.get(case_id)

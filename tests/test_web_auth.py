@@ -168,12 +168,12 @@ async def test_inactive_account_is_refused_even_with_the_right_password(
 async def test_right_password_starts_a_hashed_session_with_safe_cookie_flags(
     web: httpx.AsyncClient, app: FastAPI, database_url: str
 ) -> None:
-    """303 to the account page; HttpOnly, SameSite=Lax, Secure; the table holds only the token's hash."""
+    """303 to the case queue; HttpOnly, SameSite=Lax, Secure; the table holds only the token's hash."""
     await add_user(app)
     web.cookies.set("rimay_staff", "planted-by-an-attacker", domain="hotline.example.org")
     done = await login(web)
     assert done.status_code == 303
-    assert done.headers["location"] == "/account"
+    assert done.headers["location"] == "/cases"
     cookie = done.headers["set-cookie"]
     assert "rimay_staff=" in cookie
     assert "HttpOnly" in cookie
@@ -386,7 +386,7 @@ async def test_an_enrolled_account_needs_a_fresh_code(
     assert wrong.status_code == 401
     assert "Código incorrecto" in wrong.text
     code = pyotp.TOTP(seed).now()
-    assert (await post_form(web, "/login/totp", "/login/totp", code=code)).headers["location"] == "/account"
+    assert (await post_form(web, "/login/totp", "/login/totp", code=code)).headers["location"] == "/cases"
     assert (await web.get("/account")).status_code == 200
     await login(web)
     replay = await post_form(web, "/login/totp", "/login/totp", code=code)
