@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +39,11 @@ def free_port() -> int:
 
 @contextmanager
 def running_service(
-    workdir: Path, *, generated_audio: Path | None = None, log_level: str = "DEBUG"
+    workdir: Path,
+    *,
+    generated_audio: Path | None = None,
+    log_level: str = "DEBUG",
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Service]:
     """Migrate a fresh SQLite data dir, serve the shipped flows on loopback, stop on exit.
 
@@ -52,7 +56,7 @@ def running_service(
     data_dir.mkdir(parents=True)
     if generated_audio is not None:
         (data_dir / "audio").symlink_to(generated_audio, target_is_directory=True)
-    env = {
+    environment = {
         **os.environ,
         "RIMAY_DATA_DIR": str(data_dir),
         "RIMAY_PUBLIC_BASE_URL": base_url,
@@ -60,14 +64,19 @@ def running_service(
         "RIMAY_LOG_LEVEL": log_level,
         "RIMAY_FLOWS_DIR": str(ROOT / "voice_flows"),
         "RIMAY_AUDIO_DIR": str(ROOT / "audio"),
+        **(env or {}),
     }
-    env.pop("RIMAY_DATABASE_URL", None)
+    environment.pop("RIMAY_DATABASE_URL", None)
     rimay = [sys.executable, "-m", "app.cli"]
-    subprocess.run([*rimay, "migrate"], env=env, check=True, cwd=workdir, capture_output=True)
+    subprocess.run([*rimay, "migrate"], env=environment, check=True, cwd=workdir, capture_output=True)
     log_path = workdir / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [*rimay, "serve", "--port", str(port)], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT
+            [*rimay, "serve", "--port", str(port)],
+            env=environment,
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             wait_healthy(base_url, process, log_path)
