@@ -14,10 +14,12 @@ from typer.testing import CliRunner
 
 from app.cases.line import CODE_BUCKET
 from app.cases.models import Case, CaseMessage
-from app.cases.purge import Purger
+from app.cases.purge import Purger, purge_now
 from app.cli import app
 from app.db.base import utcnow
 from app.flows.model import FlowDefinition
+from app.recordings.models import Recording
+from app.recordings.service import recording_path
 from app.settings import Settings, get_settings
 from app.throttle.models import ThrottleEvent
 from app.throttle.service import ThrottleKeys, ThrottleService
@@ -109,3 +111,29 @@ async def test_the_worker_purges_at_start_and_then_once_a_day(
     assert await _left(sessions) == ([], 0)
     async with sessions() as db:
         assert await db.scalar(select(func.count()).select_from(ThrottleEvent)) == 0, "old wrong codes go"
+
+
+async def test_purging_a_case_removes_its_recordings(
+    outbound: Settings, sessions: Sessions, flows: dict[str, FlowDefinition], tmp_path: Path
+) -> None:
+    """The caller's audio goes; a row whose Twilio copy is not known deleted stays listed for operators."""
+    settings = outbound.model_copy(update={"data_dir": tmp_path / "data"})
+    [case_id] = await _cases(sessions, settings.case_retention_days + 1)
+    async with sessions() as db:
+        now = utcnow()
+        done = Recording(
+            public_id="a" * 32, provider_sid="RE" + "a" * 32, source_url="x", remote_deleted_at=now
+        )
+        stuck = Recording(public_id="b" * 32, provider_sid="RE" + "b" * 32, source_url="x", status="failed")
+        db.add_all([done, stuck])
+        await db.flush()
+        for recording in (done, stuck):
+            path = recording_path(settings, recording.public_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"ID3 audio")
+            db.add(CaseMessage(case_id=case_id, channel="voice", recording_id=recording.id, created_at=now))
+        await db.commit()
+    assert await purge_now(sessions, settings, flows["hotline"], utcnow()) == 1
+    assert not list((settings.data_dir / "recordings").iterdir())
+    async with sessions() as db:
+        assert (await db.scalars(select(Recording.public_id))).all() == ["b" * 32]

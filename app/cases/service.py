@@ -23,6 +23,8 @@ from app.db.base import utcnow
 from app.flows.model import FlowDefinition
 from app.outbox.service import Outbox
 from app.privacy.masking import mask_caller_text
+from app.recordings.models import Recording
+from app.recordings.service import recording_path
 from app.sessions.models import CallSession
 from app.settings import Settings
 from app.staff.models import StaffUser
@@ -110,6 +112,7 @@ class CaseService:
         case.reply_by = ReplyBy.SMS
         case.updated_at = self.clock()
         await self.db.flush()
+        await self.audit.record(CALLER, "reply_by_sms", case_id=case.id)
         return True
 
     async def unheard(self, caller_id: int) -> Sequence[tuple[Case, CaseAnswer]]:
@@ -213,17 +216,27 @@ class CaseService:
     # ------------------------------------------------------------------ retention
 
     async def purge(self, now: datetime) -> int:
-        """Delete closed cases past retention, with their answers' audio files; how many went."""
+        """Delete closed cases past retention, with their recordings and answers' audio; how many went."""
         cutoff = now - timedelta(days=self.settings.case_retention_days)
         expired = await self.cases.closed_before(cutoff)
         for case in expired:
             for answer in await self.cases.answers(case.id):
                 if answer.audio_id is not None:
                     self.audio_path(answer).unlink(missing_ok=True)
+            for recording in (await self.cases.recordings(case.id)).values():
+                await self._purge_recording(recording)
             await self.audit.record(SYSTEM, "case_purged", case_id=case.id)
         await self.cases.delete([case.id for case in expired])
         await self.db.flush()
         return len(expired)
+
+    async def _purge_recording(self, recording: Recording) -> None:
+        """The file goes; the row too once Twilio's copy is known to be deleted (else it stays listed)."""
+        recording_path(self.settings, recording.public_id).unlink(missing_ok=True)
+        if recording.remote_deleted_at is not None:
+            await self.db.delete(recording)
+        else:
+            log.warning("recording %s purged here but not known deleted at Twilio", recording.id)
 
     # ------------------------------------------------------------------ helpers
 
