@@ -358,3 +358,26 @@ async def test_purge_deletes_closed_cases_past_retention_with_their_audio(world:
         actions = (await db.scalars(select(AuditEntry.action).where(AuditEntry.case_id == old_id))).all()
         assert "case_purged" in actions
         assert "answered_voice" in actions
+
+
+async def test_a_follow_up_after_her_number_went_waits_for_her_call(world: World) -> None:
+    """Closing deleted her number; her follow-up reopens the case as "she calls again", honestly."""
+    case_id = await _open(world, reply_by_sms=True, language="es")
+    async with world.sessions() as db:
+        service = world.service(db)
+        staff = await db.get(StaffUser, world.staff[0])
+        assert staff is not None
+        case = await service.get(case_id)
+        await service.close(case, staff, case.version)
+        assert not await service.reaches_by_sms(case)
+        await service.follow_up(case, "voice", text="¿Y después?")
+        await db.commit()
+        assert (case.status, case.reply_by) == ("new", "call")
+        answer = await service.answer_text(case, staff, "Le respondemos aquí.", case.version)
+        await db.commit()
+        assert answer.heard_at is None, "it waits for her call"
+        assert await db.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+        actions = (
+            await db.scalars(select(AuditEntry.detail).where(AuditEntry.action == "answered_text"))
+        ).all()
+        assert actions == ["waits for her call"]

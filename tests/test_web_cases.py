@@ -26,6 +26,7 @@ from app.callers.models import Caller
 from app.cases.errors import InvalidAnswer
 from app.cases.models import Case, CaseAnswer, CaseMessage, CaseNote, ReplyBy
 from app.cases.service import CaseService
+from app.contacts.models import ContactPurpose
 from app.db.base import utcnow
 from app.outbox.models import OutboxMessage
 from app.recordings.models import Recording
@@ -450,7 +451,7 @@ async def test_a_text_answer_a_quechua_caller_cannot_hear_is_refused(
 
 
 async def test_the_service_refuses_text_for_a_call_back_in_a_language_without_a_voice(app: FastAPI) -> None:
-    """CaseService.answer_text itself: Quechua and call back is refused; Quechua by SMS is accepted."""
+    """answer_text itself: Quechua and call back (or a lost number) is refused; by SMS, accepted."""
     case = await seed(app, language="qu")
     async with app.state.sessionmaker() as db:
         flow = app.state.flows[app.state.settings.default_flow]
@@ -461,6 +462,11 @@ async def test_the_service_refuses_text_for_a_call_back_in_a_language_without_a_
         with pytest.raises(InvalidAnswer, match="record a voice answer"):
             await service.answer_text(loaded, staff, "Yaku", loaded.version)
         loaded.reply_by = ReplyBy.SMS
+        with pytest.raises(InvalidAnswer, match="record a voice answer"):
+            # She chose SMS, but her number is gone (STOP, or the case was closed): text cannot reach her.
+            await service.answer_text(loaded, staff, "Yaku", loaded.version)
+        assert loaded.caller_id is not None
+        await service.contacts.remember(loaded.caller_id, "+51964999111", ContactPurpose.SMS_REPLIES)
         answer = await service.answer_text(loaded, staff, "Yaku", loaded.version)
         assert answer.text == "Yaku"
 

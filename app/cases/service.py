@@ -97,6 +97,8 @@ class CaseService:
     ) -> CaseMessage:
         """The caller adds to her question (after hearing an answer): the case is open again."""
         message = await self._add_message(case, channel, text, recording_id)
+        if case.reply_by == ReplyBy.SMS and not await self.reaches_by_sms(case):
+            case.reply_by = ReplyBy.CALL  # her number went when the case closed: she calls again
         case.status = CaseStatus.NEW
         case.closed_at = None
         case.updated_at = self.clock()
@@ -168,20 +170,32 @@ class CaseService:
         """A written answer: by SMS if she chose it, and read out when she calls (Spanish has a voice)."""
         self._check(case, version)
         text = _bounded(text, "answer")
-        if case.reply_by == ReplyBy.CALL and case.language not in SAY_VOICES:
+        by_sms = await self.reaches_by_sms(case)
+        if not by_sms and case.language not in SAY_VOICES:
             # She will hear it on the line, and no Twilio voice speaks her language: text would be lost.
             raise InvalidAnswer(
                 f"the caller speaks {case.language!r}, which the line cannot read aloud, and will call "
                 "back to hear the answer: record a voice answer instead"
             )
         answer = self._new_answer(case, staff, AnswerKind.TEXT, text=text)
-        await self._answered(case, staff, answer)
-        if case.reply_by == ReplyBy.SMS and case.caller_id is not None:
-            body = self._sms(case, "case_text_answer", text=str(answer.text))
+        queued = None
+        if by_sms and case.caller_id is not None:
+            body = self._sms(case, "case_text_answer", text=text)
             queued = await self.outbox.enqueue_sms(case.caller_id, body)
             if queued is not None:
                 answer.heard_at = self.clock()  # sent: she is not told again that it waits for her
+        await self._answered(case, staff, answer, "sent by SMS" if queued else "waits for her call")
         return answer
+
+    async def reaches_by_sms(self, case: Case) -> bool:
+        """She chose SMS and her number is still kept for it (not after STOP, nor after closing)."""
+        if case.reply_by != ReplyBy.SMS or case.caller_id is None:
+            return False
+        return await self.contacts.consents(case.caller_id, ContactPurpose.SMS_REPLIES)
+
+    async def text_heard(self, case: Case) -> bool:
+        """Whether a written answer can reach her: by SMS, or read aloud in her language."""
+        return case.language in SAY_VOICES or await self.reaches_by_sms(case)
 
     async def answer_voice(self, case: Case, staff: StaffUser, upload: bytes, version: int) -> CaseAnswer:
         """A spoken answer, recorded in the browser or uploaded: any caller can hear it, in any language."""
@@ -191,11 +205,13 @@ class CaseService:
         mp3 = await transcode(upload)
         answer = self._new_answer(case, staff, AnswerKind.VOICE, audio_id=new_audio_id())
         answer.media_type = ANSWER_MEDIA_TYPE
-        store_answer(self.settings.data_dir, str(answer.audio_id), mp3)
-        await self._answered(case, staff, answer)
-        if case.reply_by == ReplyBy.SMS and case.caller_id is not None:
+        notice = None
+        if await self.reaches_by_sms(case) and case.caller_id is not None:
             # A voice cannot go by text: the SMS tells her an answer waits on the line.
-            await self.outbox.enqueue_sms(case.caller_id, self._sms(case, "case_voice_answer"))
+            notice = await self.outbox.enqueue_sms(case.caller_id, self._sms(case, "case_voice_answer"))
+        await self._answered(case, staff, answer, "announced by SMS" if notice else "waits for her call")
+        # Written once the version check passed, so a manager who lost a race leaves no stray file.
+        store_answer(self.settings.data_dir, str(answer.audio_id), mp3)
         return answer
 
     async def close(self, case: Case, staff: StaffUser, version: int) -> None:
@@ -263,13 +279,13 @@ class CaseService:
         self.db.add(answer)
         return answer
 
-    async def _answered(self, case: Case, staff: StaffUser, answer: CaseAnswer) -> None:
+    async def _answered(self, case: Case, staff: StaffUser, answer: CaseAnswer, how: str) -> None:
         now = self.clock()
         case.status = CaseStatus.ANSWERED
         case.first_answered_at = case.first_answered_at or now
         case.assigned_to = case.assigned_to or staff.id
         await self._changed(case)
-        await self.audit.record(staff, f"answered_{answer.kind}", case_id=case.id)
+        await self.audit.record(staff, f"answered_{answer.kind}", case_id=case.id, detail=how)
 
     def _sms(self, case: Case, name: str, **values: str) -> str:
         """A text from the flow in the case's language (the flow linter makes sure it exists)."""

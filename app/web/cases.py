@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from app.cases.deps import CasesDep
 from app.cases.errors import CaseNotFound
-from app.cases.models import Case, CaseStatus, ReplyBy
+from app.cases.models import Case, CaseStatus
 from app.cases.repository import QueueFilter
 from app.cases.service import MAX_TEXT, CaseService
 from app.db.base import utcnow
@@ -20,7 +20,6 @@ from app.deps import SessionDep
 from app.recordings.models import RecordingStatus
 from app.recordings.service import recording_path
 from app.staff.sessions import SignedIn
-from app.voice.twiml import SAY_VOICES
 from app.web.deps import CurrentManager
 from app.web.pages import WebRefusal, render
 
@@ -175,7 +174,8 @@ async def render_case(
         labels=STATUS_LABELS,
         events=TIMELINE_LABELS,
         stored=RecordingStatus.STORED,
-        text_heard=case.reply_by == ReplyBy.SMS or case.language in SAY_VOICES,
+        text_heard=await cases.text_heard(case),
+        by_sms=await cases.reaches_by_sms(case),
         max_text=MAX_TEXT,
         max_bytes=cases.settings.answer_upload_max_bytes,
     )
