@@ -146,15 +146,16 @@ async def test_a_quechua_voice_question_gets_a_code_and_its_voice_answer_is_hear
     again_call = _call(client, signer, flows, QUECHUA_CALLER)
     [first, after] = await _walk(again_call, ["1"])
     spoken = _texts(first)
-    assert spoken[:3] == [
+    assert spoken[:4] == [
         hotline.nodes["welcome_back"].prompt["qu"],
         hotline.system["answers_new"]["qu"],
+        hotline.system["digit_1"]["qu"],
         hotline.system["answer_intro"]["qu"],
     ]
-    answer_url = first.prompts[3].url
+    answer_url = first.prompts[4].url
     assert answer_url is not None
     assert f"/media/answers/{audio_id}.mp3?" in answer_url
-    assert spoken[4] == hotline.system["answer_feedback"]["qu"]
+    assert spoken[5] == hotline.system["answer_feedback"]["qu"]
     assert first.gather_action is not None, "she can answer 1 (it helped), 2 (follow up) or 0 (again)"
     assert _texts(after)[:2] == [hotline.system["answer_thanks"]["qu"], hotline.nodes["main"].prompt["qu"]]
     audio = await client.get(urlsplit(answer_url).path + "?" + urlsplit(answer_url).query)

@@ -178,10 +178,12 @@ def test_sms_reply_needs_a_number() -> None:
 
 
 def test_new_answers_are_played_after_the_welcome_one_case_at_a_time() -> None:
-    """Each waiting case is played, then 1/2/0; after the last, on to the main menu."""
-    first = start(HOTLINE, language="qu", memory=RunState(node=HOTLINE.start, unheard=("111111", "222222")))
-    assert brief(first.events)[-4:] == [
+    """How many are said once; each waiting case is played, then 1/2/0; after the last, the main menu."""
+    memory = RunState(node=HOTLINE.start, unheard=("111111", "222222"), new_answers=3)
+    first = start(HOTLINE, language="qu", memory=memory)
+    assert brief(first.events)[-5:] == [
         ("say", "_answers_new"),
+        ("say", "_digit_3"),
         ("play_answer", "111111", "qu"),
         ("say", "_answer_feedback"),
         ("ask", "answers_offer", "1", "", "None"),

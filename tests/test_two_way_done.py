@@ -166,9 +166,10 @@ def test_a_question_by_voice_and_one_by_sms_are_answered_and_reach_their_callers
         messages = asyncio.run(run_worker_once(service, caller_mp3))
 
     spoken = [verb.text for verb in first.prompts]
-    assert spoken[:3] == [
+    assert spoken[:4] == [
         hotline.nodes["welcome_back"].prompt["qu"],
         hotline.system["answers_new"]["qu"],
+        hotline.system["digit_1"]["qu"],
         hotline.system["answer_intro"]["qu"],
     ]
     assert (audio.status_code, audio.headers["content-type"]) == (200, "audio/mpeg")

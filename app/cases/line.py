@@ -58,15 +58,16 @@ class CaseLine:
         self.throttle = throttle
         self.media_url = media_url
 
-    async def unheard(self, caller_id: int | None) -> tuple[str, ...]:
-        """Codes of the caller's cases whose answers she has not heard, oldest answer first."""
+    async def unheard(self, caller_id: int | None) -> tuple[tuple[str, ...], int]:
+        """Codes of the caller's cases with answers she has not heard (oldest first), and how many answers."""
         if caller_id is None:
-            return ()
+            return (), 0
+        waiting = await self.cases.unheard(caller_id)
         codes: list[str] = []
-        for case, _ in await self.cases.unheard(caller_id):
+        for case, _ in waiting:
             if case.code not in codes:
                 codes.append(case.code)
-        return tuple(codes)
+        return tuple(codes), len(waiting)
 
     async def settle(self, session: CallSession, flow: FlowDefinition, step: Step, e164: str | None) -> Step:
         """Act on the step's case events, answer the engine's code checks, fill in codes and answers."""

@@ -57,6 +57,7 @@ class CaseSteps:
     reachable: bool
     draft: CaseDraft | None
     unheard: tuple[str, ...]
+    new_answers: int
     case_code: str | None
     awaiting: str | None
 
@@ -118,6 +119,10 @@ class CaseSteps:
         """New answers are played at once; without any, a case code is asked for."""
         if self.unheard:
             self.say_system("answers_new")
+            # How many, digit by digit, the first time only (e.g. "New answers to your questions: two").
+            for digit in str(self.new_answers) if self.new_answers else "":
+                self.say_system(f"digit_{digit}")
+            self.new_answers = 0
             return self.play_next(node_id)
         self.say(node_id, node.prompt)
         return self.wait_for_code(node_id, node)

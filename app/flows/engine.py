@@ -153,6 +153,7 @@ class _Run(SurveySteps, CaseSteps):
         self.has_profile = memory.has_profile
         self.draft = memory.draft
         self.unheard = memory.unheard
+        self.new_answers = memory.new_answers
         self.case_code = memory.case_code
         self.awaiting: str | None = None
         self.events: list[Event] = []
@@ -170,6 +171,7 @@ class _Run(SurveySteps, CaseSteps):
             "has_profile": self.has_profile,
             "draft": self.draft,
             "unheard": self.unheard,
+            "new_answers": self.new_answers,
             "case_code": self.case_code,
             "awaiting": self.awaiting,
         }

@@ -41,6 +41,8 @@ class RunState(BaseModel):
     """A question being left (topic, then recording or text) until its case is opened."""
     unheard: tuple[str, ...] = ()
     """Codes of the caller's cases with answers she has not heard: announced, then played."""
+    new_answers: int = 0
+    """How many answers wait for her: said once, when they are announced."""
     case_code: str | None = None
     """The case whose answer she is hearing (a follow-up adds to it)."""
     awaiting: str | None = None

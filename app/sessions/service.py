@@ -68,8 +68,8 @@ class Replay:
 class CaseHost(Protocol):
     """The two-way line (app.cases.line.CaseLine): what the engine must know, and acting on its events."""
 
-    async def unheard(self, caller_id: int | None) -> tuple[str, ...]:
-        """Codes of the caller's cases with answers she has not heard."""
+    async def unheard(self, caller_id: int | None) -> tuple[tuple[str, ...], int]:
+        """Codes of the caller's cases with answers she has not heard, and how many answers."""
 
     async def settle(self, session: CallSession, flow: FlowDefinition, step: Step, e164: str | None) -> Step:
         """Open cases, check codes and fill in codes and answers; the step as it is to be rendered."""
@@ -130,9 +130,8 @@ class ConversationService:
         flow = self.flows[flow_id]
         memory = await self.survey.memory(caller.id if caller else None, flow)
         if self.cases is not None:
-            memory = memory.model_copy(
-                update={"unheard": await self.cases.unheard(caller.id if caller else None)}
-            )
+            codes, count = await self.cases.unheard(caller.id if caller else None)
+            memory = memory.model_copy(update={"unheard": codes, "new_answers": count})
         step = engine.start(flow, language=caller.language if caller else None, memory=memory)
         session = CallSession(
             id=secrets.token_hex(16),
