@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     recording_hosts: list[str] = Field(default_factory=lambda: ["api.twilio.com"], min_length=1)
     # A closed case (its recordings, answers and notes) is purged by `rimay purge` after this many days.
     case_retention_days: int = Field(default=365, ge=1, le=3650)
+    # An answered case nobody touched for this many days is closed by the purge (her number goes then).
+    case_close_idle_days: int = Field(default=60, ge=1, le=3650)
     # A voice answer uploaded (or recorded in the browser) may be at most this large.
     answer_upload_max_bytes: int = Field(default=10_000_000, ge=100_000, le=100_000_000)
     # Staff web view: a session unused this long, or older than this, needs a new login.

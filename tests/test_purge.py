@@ -12,10 +12,15 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from app.audit.models import AuditEntry
+from app.callers.models import Caller
 from app.cases.line import CODE_BUCKET
 from app.cases.models import Case, CaseMessage
 from app.cases.purge import Purger, purge_now
 from app.cli import app
+from app.contacts.crypto import ContactCipher
+from app.contacts.models import Contact, ContactPurpose
+from app.contacts.service import ContactService
 from app.db.base import utcnow
 from app.flows.model import FlowDefinition
 from app.recordings.models import Recording
@@ -137,3 +142,48 @@ async def test_purging_a_case_removes_its_recordings(
     assert not list((settings.data_dir / "recordings").iterdir())
     async with sessions() as db:
         assert (await db.scalars(select(Recording.public_id))).all() == ["b" * 32]
+
+
+async def test_answered_cases_left_idle_are_closed_and_their_number_forgotten(
+    outbound: Settings, sessions: Sessions, flows: dict[str, FlowDefinition]
+) -> None:
+    """An answer nobody followed up for the idle time closes the case; a new or recent one stays open."""
+    now = utcnow()
+    idle = outbound.case_close_idle_days
+    async with sessions() as db:
+        caller = Caller(pseudonym="c" * 64, language="es")
+        db.add(caller)
+        await db.flush()
+        cipher = ContactCipher.from_secret(outbound.contact_secret)
+        await ContactService(db, cipher).remember(caller.id, "+51964777999", ContactPurpose.SMS_REPLIES)
+        rows = {
+            "stale": ("answered", now - timedelta(days=idle + 1)),
+            "recent": ("answered", now - timedelta(days=1)),
+            "waiting": ("new", now - timedelta(days=idle + 30)),
+        }
+        ids = {}
+        for name, (status, updated) in rows.items():
+            case = Case(
+                code=str(100000 + secrets.randbelow(900000)),
+                caller_id=caller.id if name == "stale" else None,
+                channel="sms",
+                language="es",
+                topic="otro",
+                status=status,
+                reply_by="sms" if name == "stale" else "call",
+                created_at=updated,
+                updated_at=updated,
+            )
+            db.add(case)
+            await db.flush()
+            ids[name] = case.id
+        await db.commit()
+    assert await purge_now(sessions, outbound, flows["hotline"], now) == 0, "closed now, purged later"
+    async with sessions() as db:
+        statuses = {name: (await db.get(Case, case_id)).status for name, case_id in ids.items()}  # type: ignore[union-attr]
+        assert statuses == {"stale": "closed", "recent": "answered", "waiting": "new"}
+        assert await db.scalar(select(func.count()).select_from(Contact)) == 0, "her number went with it"
+        actions = (
+            await db.scalars(select(AuditEntry.action).where(AuditEntry.case_id == ids["stale"]))
+        ).all()
+        assert actions == ["case_auto_closed"]

@@ -176,6 +176,11 @@ class CaseRepository:
         )
         return int(await self.db.scalar(query) or 0)
 
+    async def answered_idle_since(self, cutoff: datetime) -> Sequence[Case]:
+        """Answered cases untouched since ``cutoff`` (no follow-up, no staff action)."""
+        query = select(Case).where(Case.status == CaseStatus.ANSWERED, Case.updated_at < cutoff)
+        return (await self.db.scalars(query.order_by(Case.id))).all()
+
     async def closed_before(self, cutoff: datetime) -> Sequence[Case]:
         """Closed cases past their retention."""
         query = select(Case).where(Case.status == CaseStatus.CLOSED, Case.closed_at < cutoff)

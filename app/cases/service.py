@@ -232,7 +232,8 @@ class CaseService:
     # ------------------------------------------------------------------ retention
 
     async def purge(self, now: datetime) -> int:
-        """Delete closed cases past retention, with their recordings and answers' audio; how many went."""
+        """Close long-idle answered cases; delete closed ones past retention, audio too; how many went."""
+        await self._close_idle(now)
         cutoff = now - timedelta(days=self.settings.case_retention_days)
         expired = await self.cases.closed_before(cutoff)
         for case in expired:
@@ -245,6 +246,21 @@ class CaseService:
         await self.cases.delete([case.id for case in expired])
         await self.db.flush()
         return len(expired)
+
+    async def _close_idle(self, now: datetime) -> None:
+        """An answer nobody followed up for weeks: the case closes, so her number and its data can go."""
+        idle = await self.cases.answered_idle_since(now - timedelta(days=self.settings.case_close_idle_days))
+        for case in idle:
+            case.status = CaseStatus.CLOSED
+            case.closed_at = now
+            case.updated_at = now
+            await self.db.flush()
+            await self.audit.record(SYSTEM, "case_auto_closed", case_id=case.id)
+            await self._forget_number_if_done(case)
+        if idle:
+            log.info(
+                "closed %s answered case(s) idle for %s days", len(idle), self.settings.case_close_idle_days
+            )
 
     async def _purge_recording(self, recording: Recording) -> None:
         """The file goes; the row too once Twilio's copy is known to be deleted (else it stays listed)."""
