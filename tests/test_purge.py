@@ -180,8 +180,8 @@ async def test_answered_cases_left_idle_are_closed_and_their_number_forgotten(
         await db.commit()
     assert await purge_now(sessions, outbound, flows["hotline"], now) == 0, "closed now, purged later"
     async with sessions() as db:
-        rows = {name: await db.get(Case, case_id) for name, case_id in ids.items()}
-        statuses = {name: row.status if row else None for name, row in rows.items()}
+        found = {name: await db.get(Case, case_id) for name, case_id in ids.items()}
+        statuses = {name: case.status if case else None for name, case in found.items()}
         assert statuses == {"stale": "closed", "recent": "answered", "waiting": "new"}
         assert await db.scalar(select(func.count()).select_from(Contact)) == 0, "her number went with it"
         actions = (
