@@ -100,7 +100,7 @@ async def run_worker_once(service: Service, mp3: bytes) -> respx.Route:
 
 
 def answer_in_the_browser(page: Page, questions: Questions) -> list[str]:
-    """Sign in, see both in the queue, listen and answer by voice, answer the other by text."""
+    """Sign in, see both in the queue, listen and answer one by recorded voice, the other by text."""
     pages = []
     sign_in(page, MANAGER, PASSWORD)
     expect(page.locator(f"text={questions.quechua}")).to_be_visible()
@@ -110,9 +110,13 @@ def answer_in_the_browser(page: Page, questions: Questions) -> list[str]:
     page.wait_for_function(
         "() => { const a = document.querySelector('audio.recording'); return a && a.readyState >= 1; }"
     )
-    page.set_input_files(
-        "#answer-audio", {"name": "respuesta.wav", "mimeType": "audio/wav", "buffer": _wav(2)}
-    )
+    page.eval_on_selector("audio.recording", "a => a.play()")  # she listens to the question...
+    page.wait_for_function("() => document.querySelector('audio.recording').currentTime > 0")
+    page.click("#record-start")  # ...and records the answer with the (fake) microphone
+    expect(page.locator("#record-state")).to_have_text("Grabando…")
+    page.wait_for_timeout(1500)
+    page.click("#record-stop")
+    expect(page.locator("#record-preview")).to_be_visible()
     page.click("#send-voice")
     expect(page.locator("#case-status")).to_have_text("Respondido")
     pages.append(page.content())
@@ -179,7 +183,8 @@ def test_a_question_by_voice_and_one_by_sms_are_answered_and_reach_their_callers
     assert sent["Body"] == [f"Rimay, respuesta a su caso {questions.spanish}: {ANSWER}"]
 
     actions = [action for (action,) in _db(service, "SELECT action FROM audit_log ORDER BY id")]
-    for step in ("case_opened", "login_ok", "case_viewed", "answered_voice", "answered_text", "answer_heard"):
+    steps = ("case_opened", "reply_by_sms", "login_ok", "case_viewed", "answered_voice", "answered_text")
+    for step in (*steps, "answer_heard", "feedback_answered"):
         assert step in actions, f"{step} is not in the audit log: {actions}"
     assert actions.count("case_opened") == 2
 
