@@ -252,6 +252,7 @@ async def test_a_bad_broadcast_is_refused_and_nothing_is_queued(
     """A clear message, the typed text kept in the form, and no broadcast, SMS or audit entry."""
     await subscribe(admin, signer, SPANISH, "NOTICIAS")
     earlier = 0
+    fields = dict(fields)  # the parameter is shared by the SQLite and PostgreSQL runs: never mutate it
     if fields.pop("stale", None):  # another broadcast went out after this form was opened
         token = token_in(await admin.get("/admin/broadcasts"))
         first = await admin.post(
