@@ -17,7 +17,7 @@ import httpx
 import pyotp
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEntry
@@ -28,6 +28,7 @@ from app.cases.models import Case, CaseAnswer, CaseMessage, CaseNote, ReplyBy
 from app.cases.service import CaseService
 from app.contacts.models import ContactPurpose
 from app.db.base import utcnow
+from app.db.engine import make_sync_engine
 from app.outbox.models import OutboxMessage
 from app.recordings.models import Recording
 from app.recordings.service import recording_path
@@ -383,6 +384,29 @@ async def test_every_action_needs_the_csrf_token(
     assert refused.status_code == 403
     assert "Formulario rechazado" in refused.text
     assert await actions(app, case.case_id) == ["case_opened", "case_viewed"]
+
+
+@pytest.mark.parametrize("column", ["last_seen_at", "expires_at"])
+async def test_an_action_in_an_expired_session_goes_to_login_and_changes_nothing(
+    web: httpx.AsyncClient, app: FastAPI, database_url: str, column: str
+) -> None:
+    """The page was open while the session ran out (idle or lifetime): the answer is not taken."""
+    case = await seed(app)
+    page = await web.get(f"/cases/{case.case_id}")
+    data = {"version": version_of(page), "text": "Respuesta tardía", "csrf_token": token_in(page)}
+    moment = (utcnow() - timedelta(days=2)).isoformat(sep=" ")
+    engine = make_sync_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(f"UPDATE staff_sessions SET {column} = :moment"), {"moment": moment})  # noqa: S608
+    finally:
+        engine.dispose()
+    refused = await web.post(f"/cases/{case.case_id}/answer/text", data=data)
+    assert refused.status_code == 303
+    assert refused.headers["location"] == "/login?m=expired"
+    assert await actions(app, case.case_id) == ["case_opened", "case_viewed"]
+    async with app.state.sessionmaker() as db:
+        assert await db.scalar(select(func.count()).select_from(CaseAnswer)) == 0
 
 
 async def test_two_managers_at_once_the_second_is_told_the_case_changed(
