@@ -245,8 +245,13 @@ async def test_a_question_removed_between_calls_is_not_asked(
     signer: TwilioSigner,
     flows: dict[str, FlowDefinition],
     database_url: str,
+    sessions: Sessions,
 ) -> None:
-    """The flow is edited between two calls: the removed question is skipped, earlier answers stay."""
+    """The flow is edited between two calls: the removed question is skipped, earlier answers stay.
+
+    The survey's questions were published when the run started, so the removed one stays in the Flow
+    Results package even though no partner had read it before the edit.
+    """
     await walk(_call(client, signer, flows), ["1", "2", "1", *PROFILE, "5"])
     data = flows["hotline"].model_dump(exclude_none=True)
     del data["nodes"]["q_air"]
@@ -256,6 +261,14 @@ async def test_a_question_removed_between_calls_is_not_asked(
     screens = await walk(_call(client, signer, edited), ["1", "3"])
     assert screens[1].prompts[0].text == edited["hotline"].nodes["q_jobs"].prompt["es"]
     assert answers(database_url) == [*EXPECTED[:4], ("empleo", "algo")]
+    async with sessions() as db:
+        _, key = await ApiKeyService(db).create("partner", ["results:read"])
+        await db.commit()
+    headers = {"Authorization": f"Bearer {key}"}
+    packages = (await client.get("/api/v1/flow-results/packages", headers=headers)).json()["data"]
+    [package] = [p for p in packages if p["attributes"]["name"].endswith("percepcion")]
+    descriptor = (await client.get(f"/api/v1/flow-results/packages/{package['id']}", headers=headers)).json()
+    assert "aire" in descriptor["data"]["attributes"]["resources"][0]["schema"]["questions"]
 
 
 async def test_an_sms_conversation_resumes_a_survey_left_by_voice(

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.broadcasts.models import Subscription
 from app.db.base import utcnow
 from app.db.upsert import insert_ignoring_conflicts
+from app.floip.catalogue import PackageCatalogue
 from app.flows.events import (
     Answered,
     ConsentGiven,
@@ -60,6 +61,9 @@ class SurveyService:
                 if event.accepted:
                     await self._close_open(session, "restarted")
                     await self._start_run(session, event.survey)
+                    # Publish the survey's questions as they are now, so a question removed from the flow
+                    # later still describes the answers given to it.
+                    await PackageCatalogue(self.db).version(flow, event.survey, utcnow())
             elif isinstance(event, RunRestarted):
                 await self._close_open(session, "restarted")
             elif isinstance(event, Answered):
