@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from app.audit.models import AuditEntry
 from app.cases.models import Case, CaseAnswer, CaseMessage
 from app.cases.service import CaseService
 from app.contacts.crypto import ContactCipher
@@ -220,6 +221,11 @@ async def test_a_spanish_sms_question_is_answered_by_sms_through_the_worker(
     assert sent["Body"] == [
         f"Rimay, respuesta a su caso {code.group(1)}: Sí: el último análisis de la ANA salió bien."
     ]
+    async with sessions() as db:
+        logged = (await db.scalars(select(AuditEntry.action).where(AuditEntry.case_id == case.id))).all()
+        assert logged[-2:] == ["answered_text", "answer_sms_sent"], (
+            "the worker's send is in the case's history"
+        )
 
 
 async def test_a_code_from_another_phone_plays_the_answer_and_wrong_codes_are_throttled(

@@ -184,7 +184,8 @@ def test_a_question_by_voice_and_one_by_sms_are_answered_and_reach_their_callers
 
     actions = [action for (action,) in _db(service, "SELECT action FROM audit_log ORDER BY id")]
     steps = ("case_opened", "reply_by_sms", "login_ok", "case_viewed", "answered_voice", "answered_text")
-    for step in (*steps, "answer_heard", "feedback_answered"):
+    later = ("recording_stored", "recording_played", "answer_heard", "feedback_answered", "answer_sms_sent")
+    for step in (*steps, *later):
         assert step in actions, f"{step} is not in the audit log: {actions}"
     assert actions.count("case_opened") == 2
 

@@ -181,7 +181,7 @@ class CaseService:
         queued = None
         if by_sms and case.caller_id is not None:
             body = self._sms(case, "case_text_answer", text=text)
-            queued = await self.outbox.enqueue_sms(case.caller_id, body)
+            queued = await self.outbox.enqueue_sms(case.caller_id, body, case_id=case.id)
             if queued is not None:
                 answer.heard_at = self.clock()  # sent: she is not told again that it waits for her
         await self._answered(case, staff, answer, "sent by SMS" if queued else "waits for her call")
@@ -208,7 +208,9 @@ class CaseService:
         notice = None
         if await self.reaches_by_sms(case) and case.caller_id is not None:
             # A voice cannot go by text: the SMS tells her an answer waits on the line.
-            notice = await self.outbox.enqueue_sms(case.caller_id, self._sms(case, "case_voice_answer"))
+            notice = await self.outbox.enqueue_sms(
+                case.caller_id, self._sms(case, "case_voice_answer"), case_id=case.id
+            )
         await self._answered(case, staff, answer, "announced by SMS" if notice else "waits for her call")
         # Written once the version check passed, so a manager who lost a race leaves no stray file.
         store_answer(self.settings.data_dir, str(answer.audio_id), mp3)

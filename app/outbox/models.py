@@ -48,6 +48,8 @@ class OutboxMessage(Base):
     body: Mapped[str | None] = mapped_column(Text)
     call_flow: Mapped[str | None] = mapped_column(String(64))
     broadcast_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    case_id: Mapped[int | None] = mapped_column(BigInteger)
+    """The case an SMS answers (or announces an answer to): its sending goes into the case's audit log."""
     status: Mapped[str] = mapped_column(String(16), default=MessageStatus.PENDING, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -28,6 +28,7 @@ class Job:
     body: str | None
     call_flow: str | None
     attempts: int
+    case_id: int | None = None
 
 
 def short_error(text: str) -> str:
@@ -90,7 +91,16 @@ class OutboxRepository:
             row.updated_at = now
         await self.db.flush()
         return [
-            Job(row.id, row.kind, row.purpose, row.caller_id, row.body, row.call_flow, row.attempts)
+            Job(
+                row.id,
+                row.kind,
+                row.purpose,
+                row.caller_id,
+                row.body,
+                row.call_flow,
+                row.attempts,
+                row.case_id,
+            )
             for row in rows
         ]
 

@@ -57,6 +57,7 @@ class Outbox:
         *,
         purpose: ContactPurpose = ContactPurpose.SMS_REPLIES,
         broadcast_id: int | None = None,
+        case_id: int | None = None,
         not_before: datetime | None = None,
     ) -> OutboxMessage | None:
         """Queue a text to a caller; None (and a log line saying why) if they cannot receive it."""
@@ -65,7 +66,13 @@ class Outbox:
         if purpose not in SMS_PURPOSES:
             raise ValueError(f"an SMS is sent for sms_replies or news, not {purpose}")
         return await self._enqueue(
-            MessageKind.SMS, caller_id, purpose, not_before, body=body, broadcast_id=broadcast_id
+            MessageKind.SMS,
+            caller_id,
+            purpose,
+            not_before,
+            body=body,
+            broadcast_id=broadcast_id,
+            case_id=case_id,
         )
 
     async def enqueue_call(

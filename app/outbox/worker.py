@@ -21,6 +21,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.audit.service import AuditService
 from app.contacts.crypto import ContactCipher, ContactUnreadable
 from app.contacts.models import ContactPurpose
 from app.contacts.service import ContactService
@@ -182,6 +183,10 @@ class OutboxWorker(PollingWorker):
             expected = (MessageStatus.SENDING, MessageStatus.FAILED)
             await OutboxRepository(db).finish(job.id, MessageStatus.SENT, now, sid=sid, expected=expected)
             await self._forget_callback(db, job.kind, job.purpose, job.caller_id)
+            if job.case_id is not None:
+                await AuditService(db, clock=self.clock).record(
+                    "system", "answer_sms_sent", case_id=job.case_id
+                )
         log.info("outbox %s: %s handed to Twilio (attempt %s)", job.id, job.kind, job.attempts)
 
     async def _failed(self, job: Job, error: Exception) -> None:

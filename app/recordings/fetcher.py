@@ -16,9 +16,12 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from twilio.base.exceptions import TwilioRestException
 
+from app.audit.service import AuditService
+from app.cases.models import CaseMessage
 from app.db.base import utcnow
 from app.outbox.polling import ClientFactory, PollingWorker
 from app.outbox.retry import SendFailure, classify
@@ -120,6 +123,10 @@ class RecordingFetcher(PollingWorker):
             return
         async with self.sessionmaker() as db, db.begin():
             await RecordingRepository(db).stored(job.id, self.clock())
+            # A caller's question: its case's history says when the recording could be listened to.
+            cases = await db.scalars(select(CaseMessage.case_id).where(CaseMessage.recording_id == job.id))
+            for case_id in cases.all():
+                await AuditService(db, clock=self.clock).record("system", "recording_stored", case_id=case_id)
         log.info("recording %s: stored and deleted at Twilio (attempt %s)", job.id, job.attempts)
 
     async def _download(self, client: Any, job: FetchJob) -> None:

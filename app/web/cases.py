@@ -47,6 +47,11 @@ TIMELINE_LABELS: Final = {
     "answer_heard": "La persona escuchó la respuesta",
     "feedback_answered": "La persona dijo que la respuesta le sirvió",
     "feedback_follow_up": "La persona pidió seguimiento",
+    "reply_by_sms": "La persona pidió la respuesta por SMS",
+    "recording_stored": "Grabación descargada",
+    "recording_played": "Grabación escuchada",
+    "answer_sms_sent": "Respuesta enviada por SMS",
+    "case_auto_closed": "Cerrado por inactividad",
 }
 
 
@@ -182,12 +187,18 @@ async def render_case(
 
 
 @router.get("/{case_id}/recordings/{public_id}")
-async def recording(case_id: CaseId, public_id: str, cases: CasesDep, signed_in: CurrentManager) -> Response:
+async def recording(
+    request: Request, case_id: CaseId, public_id: str, cases: CasesDep, signed_in: CurrentManager
+) -> Response:
     """The caller's recording, to signed-in staff only; never another case's, never a pending one."""
     found = await cases.cases.stored_recording(case_id, public_id) if PUBLIC_ID.fullmatch(public_id) else None
     path = recording_path(cases.settings, public_id) if found is not None else None
     if found is None or path is None or not path.is_file():
         raise WebRefusal(404, "Grabación no disponible", "Esa grabación no existe o aún no se descargó.")
+    if request.headers.get("range", "bytes=0-").startswith("bytes=0-"):
+        # Who listened is audited once per playing, not for every range the player asks for later.
+        await cases.audit.record(signed_in.user, "recording_played", case_id=case_id)
+        await cases.db.commit()
     return FileResponse(
         path, media_type=found.media_type or "audio/mpeg", headers={"Cache-Control": "no-store"}
     )
