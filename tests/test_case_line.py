@@ -22,8 +22,8 @@ from app.settings import Settings
 from app.simulator import Call, Screen, TextPhone, TwilioSigner, parse_twiml
 from app.staff.models import StaffUser
 from tests.outbound import ACCOUNT_SID, Sessions
+from tests.samples import wav
 from tests.test_broadcasts import send_all
-from tests.test_cases_service import _wav
 
 QUECHUA_CALLER = "+51964777001"
 SPANISH_TEXTER = "+51964777002"
@@ -140,7 +140,7 @@ async def test_a_quechua_voice_question_gets_a_code_and_its_voice_answer_is_hear
         service = await _service(db, line, flows)
         staff = await _manager(db)
         case = await service.get(case.id)
-        answer = await service.answer_voice(case, staff, _wav(2.0), case.version)
+        answer = await service.answer_voice(case, staff, wav(2.0), case.version)
         await db.commit()
         audio_id = answer.audio_id
 

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import io
-import math
 import stat
-import struct
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +22,7 @@ from app.sessions.models import CallSession
 from app.settings import Settings
 from app.staff.models import StaffUser
 from tests.outbound import NUMBER, Clock, Sessions
+from tests.samples import wav
 
 TEXTS = {
     "case_text_answer": {"es": "Rimay {code}: {text}", "qu": "Rimay {code}: {text}"},
@@ -104,22 +101,6 @@ async def _open(
             assert await service.reply_by_sms(case, NUMBER)
         await db.commit()
         return case.id
-
-
-def _wav(seconds: float = 1.0) -> bytes:
-    """A real WAV file: a 440 Hz tone."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        frames = int(8000 * seconds)
-        out.writeframes(
-            b"".join(
-                struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(frames)
-            )
-        )
-    return buffer.getvalue()
 
 
 async def test_a_case_gets_a_code_the_sessions_demographics_and_a_masked_text(world: World) -> None:
@@ -291,7 +272,7 @@ async def test_a_voice_answer_is_converted_stored_privately_and_announced_by_sms
         staff = await db.get(StaffUser, world.staff[0])
         assert staff is not None
         case = await service.get(case_id)
-        answer = await service.answer_voice(case, staff, _wav(), case.version)
+        answer = await service.answer_voice(case, staff, wav(), case.version)
         await db.commit()
         path = service.audio_path(answer)
         assert path.read_bytes()[:3] in {b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"}
@@ -344,7 +325,7 @@ async def test_purge_deletes_closed_cases_past_retention_with_their_audio(world:
         staff = await db.get(StaffUser, world.staff[0])
         assert staff is not None
         old = await service.get(old_id)
-        answer = await service.answer_voice(old, staff, _wav(), old.version)
+        answer = await service.answer_voice(old, staff, wav(), old.version)
         await service.close(old, staff, old.version)
         await db.commit()
         path = service.audio_path(answer)

@@ -28,8 +28,8 @@ from app.simulator import Call, Screen, TextPhone, TwilioSigner
 from tests.browser import chromium, create_staff, new_page, require_chromium, sign_in
 from tests.conftest import AUTH_TOKEN, ROOT
 from tests.outbound import ACCOUNT_SID, API, HOTLINE, MESSAGES_URL
+from tests.samples import wav
 from tests.server import Service, running_service
-from tests.test_cases_service import _wav
 
 QUECHUA_CALLER = "+51964888001"
 SPANISH_TEXTER = "+51964888002"
@@ -161,7 +161,7 @@ def test_a_question_by_voice_and_one_by_sms_are_answered_and_reach_their_callers
     ) as service:
         create_staff(service, MANAGER, PASSWORD)
         questions = asyncio.run(leave_questions(service, flows))
-        caller_mp3 = asyncio.run(transcode(_wav(3)))
+        caller_mp3 = asyncio.run(transcode(wav(3)))
         asyncio.run(run_worker_once(service, caller_mp3))
         assert _db(service, "SELECT status FROM recordings") == [("stored",)]
         with chromium() as browser, new_page(browser, service.base_url) as page:

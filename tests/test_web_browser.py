@@ -16,8 +16,9 @@ from app.cases.audio import transcode
 from app.settings import Settings
 from tests.browser import chromium, create_staff, new_page, require_chromium, sign_in
 from tests.outbound import sessions_for
+from tests.samples import wav
 from tests.server import Service, running_service
-from tests.test_web_cases import Seeded, seed_case, wav
+from tests.test_web_cases import Seeded, seed_case
 
 PASSWORD = "una clave bastante larga"
 MANAGER = "gestora@example.org"

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import io
-import math
 import re
 import secrets
-import struct
-import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,6 +34,7 @@ from app.staff.models import Role, StaffUser
 from app.staff.totp import new_seed
 from app.web import cases as case_pages
 from tests.outbound import NEEDLES, NUMBER, outbound_settings
+from tests.samples import wav
 from tests.test_web_auth import ADMIN, MANAGER, add_user, login, post_form, quiet, token_in
 
 OTHER = "otra@example.org"
@@ -67,18 +64,6 @@ async def second(app: FastAPI, web: httpx.AsyncClient) -> AsyncIterator[httpx.As
     async with httpx.AsyncClient(transport=transport, base_url=str(web.base_url)) as other:
         await login(other, OTHER)
         yield other
-
-
-def wav(seconds: float = 1.0) -> bytes:
-    """A real WAV file: a 440 Hz tone."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        tone = (int(8000 * math.sin(2 * math.pi * 440 * i / 8000)) for i in range(int(8000 * seconds)))
-        out.writeframes(b"".join(struct.pack("<h", sample) for sample in tone))
-    return buffer.getvalue()
 
 
 @dataclass(frozen=True)
