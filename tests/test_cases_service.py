@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEntry
 from app.callers.models import Caller
@@ -41,6 +42,12 @@ class World:
     caller_id: int
     call_id: str
     staff: tuple[int, int]
+
+    async def manager(self, db: AsyncSession, which: int = 0) -> StaffUser:
+        """One of the two managers, on a database session."""
+        staff = await db.get(StaffUser, self.staff[which])
+        assert staff is not None
+        return staff
 
     def service(self, db: object) -> CaseService:
         """The service on a database session."""
@@ -137,8 +144,7 @@ async def test_a_text_answer_to_an_sms_case_is_queued_with_the_answer(world: Wor
     async with world.sessions() as db:
         service = world.service(db)
         case = await service.get(case_id)
-        staff = await db.get(StaffUser, world.staff[0])
-        assert staff is not None
+        staff = await world.manager(db)
         answer = await service.answer_text(case, staff, "  El agua se analiza cada mes.  ", case.version)
         await db.commit()
         assert answer.text == "El agua se analiza cada mes."
@@ -157,8 +163,7 @@ async def test_a_text_answer_for_a_caller_who_calls_back_waits_for_her(world: Wo
     async with world.sessions() as db:
         service = world.service(db)
         case = await service.get(case_id)
-        staff = await db.get(StaffUser, world.staff[0])
-        assert staff is not None
+        staff = await world.manager(db)
         await service.answer_text(case, staff, "Respuesta", case.version)
         await db.commit()
         assert await db.scalar(select(func.count()).select_from(OutboxMessage)) == 0
@@ -176,8 +181,7 @@ async def test_a_stale_version_is_refused(world: World) -> None:
     async with world.sessions() as db:
         service = world.service(db)
         case = await service.get(case_id)
-        staff = await db.get(StaffUser, world.staff[0])
-        assert staff is not None
+        staff = await world.manager(db)
         loaded = case.version
         await service.assign(case, staff, loaded)
         await db.commit()
@@ -215,8 +219,7 @@ async def test_bad_answers_and_notes_are_refused(world: World) -> None:
     async with world.sessions() as db:
         service = world.service(db)
         case = await service.get(case_id)
-        staff = await db.get(StaffUser, world.staff[0])
-        assert staff is not None
+        staff = await world.manager(db)
         with pytest.raises(InvalidAnswer, match="empty"):
             await service.answer_text(case, staff, "   ", case.version)
         with pytest.raises(InvalidAnswer, match="longer"):
@@ -236,8 +239,7 @@ async def test_closing_forgets_the_number_once_no_open_case_needs_it(world: Worl
     second_id = await _open(world, reply_by_sms=True)
     async with world.sessions() as db:
         service = world.service(db)
-        staff = await db.get(StaffUser, world.staff[0])
-        assert staff is not None
+        staff = await world.manager(db)
         first = await service.get(first_id)
         await service.close(first, staff, first.version)
         await db.commit()
@@ -253,8 +255,7 @@ async def test_a_follow_up_reopens_a_closed_case(world: World) -> None:
     case_id = await _open(world)
     async with world.sessions() as db:
         service = world.service(db)
-        staff = await db.get(StaffUser, world.staff[0])
-        assert staff is not None
+        staff = await world.manager(db)
         case = await service.get(case_id)
         await service.close(case, staff, case.version)
         await service.follow_up(case, "sms", text="¿Y el aire?")
@@ -269,8 +270,7 @@ async def test_a_voice_answer_is_converted_stored_privately_and_announced_by_sms
     case_id = await _open(world, reply_by_sms=True)
     async with world.sessions() as db:
         service = world.service(db)
-        staff = await db.get(StaffUser, world.staff[0])
-        assert staff is not None
+        staff = await world.manager(db)
         case = await service.get(case_id)
         answer = await service.answer_voice(case, staff, wav(), case.version)
         await db.commit()
@@ -292,8 +292,7 @@ async def test_a_voice_answer_that_is_not_audio_is_refused(world: World, upload:
     case_id = await _open(world)
     async with world.sessions() as db:
         service = world.service(db)
-        staff = await db.get(StaffUser, world.staff[0])
-        assert staff is not None
+        staff = await world.manager(db)
         case = await service.get(case_id)
         with pytest.raises(InvalidAnswer, match=message):
             await service.answer_voice(case, staff, upload, case.version)
@@ -308,8 +307,7 @@ async def test_a_voice_answer_too_large_is_refused(world: World) -> None:
     case_id = await _open(world)
     async with world.sessions() as db:
         service = world.service(db)
-        staff = await db.get(StaffUser, world.staff[0])
-        assert staff is not None
+        staff = await world.manager(db)
         case = await service.get(case_id)
         with pytest.raises(InvalidAnswer, match="larger"):
             await service.answer_voice(case, staff, b"x" * 100_001, case.version)
@@ -322,8 +320,7 @@ async def test_purge_deletes_closed_cases_past_retention_with_their_audio(world:
     open_id = await _open(world)
     async with world.sessions() as db:
         service = world.service(db)
-        staff = await db.get(StaffUser, world.staff[0])
-        assert staff is not None
+        staff = await world.manager(db)
         old = await service.get(old_id)
         answer = await service.answer_voice(old, staff, wav(), old.version)
         await service.close(old, staff, old.version)
@@ -346,8 +343,7 @@ async def test_a_follow_up_after_her_number_went_waits_for_her_call(world: World
     case_id = await _open(world, reply_by_sms=True, language="es")
     async with world.sessions() as db:
         service = world.service(db)
-        staff = await db.get(StaffUser, world.staff[0])
-        assert staff is not None
+        staff = await world.manager(db)
         case = await service.get(case_id)
         await service.close(case, staff, case.version)
         assert not await service.reaches_by_sms(case)
