@@ -1,0 +1,1 @@
+"""Partner statistics: aggregates that leave the service only with small cells suppressed."""
