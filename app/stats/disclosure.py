@@ -8,7 +8,8 @@ A table publishes either its interior cells only, or the full hierarchy of margi
 subset of its dimensions, down to the grand total. In a key, ``None`` in a position means "summed over
 that dimension". The protection guarantees that no suppressed figure can be computed exactly from the
 published ones: neither by linear algebra over the table's additivity equations, nor by the
-non-negativity of counts (a line whose hidden cells must sum to 0).
+non-negativity of counts (a line whose hidden cells must sum to 0). Known gap: non-negativity across
+several lines at once can still pin hidden zeros (tests/test_stats_disclosure.py has the example, xfail).
 """
 
 from __future__ import annotations
