@@ -187,10 +187,10 @@ class CaseRepository:
         return (await self.db.scalars(query.order_by(Case.id))).all()
 
     async def delete(self, case_ids: Sequence[int]) -> None:
-        """Delete cases; their messages, answers and notes go with them (ON DELETE CASCADE)."""
-        for table in (CaseMessage, CaseAnswer, CaseNote):
-            # SQLite enforces cascades only with foreign keys on; delete children explicitly anyway.
-            await self.db.execute(delete(table).where(table.case_id.in_(case_ids)))
+        """Delete cases; their messages, answers and notes go with them (ON DELETE CASCADE).
+
+        SQLite runs with foreign keys on (app.db.engine), so the cascade holds on both databases.
+        """
         await self.db.execute(delete(Case).where(Case.id.in_(case_ids)))
 
 
