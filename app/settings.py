@@ -8,9 +8,12 @@ import secrets
 from enum import StrEnum
 from functools import cached_property, lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.stats import DEFAULT_STATS_ZONE
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +79,25 @@ class Settings(BaseSettings):
     # Staff web view: a session unused this long, or older than this, needs a new login.
     staff_session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
     staff_session_max_hours: int = Field(default=12, ge=1, le=24 * 7)
+    # Partner statistics: any count below this is published as null ("suppressed"); never below 3.
+    stats_min_cell: int = Field(default=5, ge=3, le=1000)
+    # Days, weeks and months of the statistics are counted in this time zone (IANA name).
+    stats_time_zone: str = DEFAULT_STATS_ZONE
     twilio_account_sid: str | None = Field(
         default=None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "RIMAY_TWILIO_ACCOUNT_SID")
     )
     twilio_auth_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "RIMAY_TWILIO_AUTH_TOKEN")
     )
+
+    @field_validator("stats_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"RIMAY_STATS_TIME_ZONE {value!r} is not an IANA time zone") from error
+        return value
 
     @field_validator("public_base_url")
     @classmethod

@@ -12,6 +12,7 @@ from app.outbox.models import OutboxMessage
 from app.recordings.models import Recording
 from app.sessions.models import CallSession, Interaction, WebhookDelivery
 from app.sms.models import InboundMessage
+from app.stats.models import StatsCount, StatsMember
 from app.staff.models import StaffSession, StaffUser
 from app.survey.models import Answer, ConsentCount, SurveyRun
 from app.throttle.models import ThrottleEvent
@@ -38,6 +39,8 @@ __all__ = [
     "Recording",
     "StaffSession",
     "StaffUser",
+    "StatsCount",
+    "StatsMember",
     "Subscription",
     "SurveyRun",
     "ThrottleEvent",

@@ -139,6 +139,8 @@ class ArticleNode(_Strict):
     source: Annotated[str, StringConstraints(min_length=3)]
     back: NodeId
     next: NodeId | None = None
+    service: Literal["library", "news"] = "library"
+    """Which service the partner statistics count a play under."""
 
 
 class SubscribeNode(_Strict):

@@ -37,6 +37,8 @@ class CallSession(Base):
     duration_seconds: Mapped[int | None] = mapped_column(Integer)
     pending_pages: Mapped[list[str] | None] = mapped_column(JSON)
     """SMS pages of the last reply not sent yet; the caller asks for each with the "more" key."""
+    stats: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    """What this session added to the statistics' rollups, so a later change can move it (app.stats)."""
 
 
 class Interaction(Base):

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +35,8 @@ from app.privacy.pseudonym import Pseudonymizer
 from app.recordings.service import RecordingRegistrar
 from app.sessions.models import CallSession, Interaction
 from app.sessions.repository import SessionRepository
+from app.stats import DEFAULT_STATS_ZONE
+from app.stats.rollup import SessionStats
 from app.survey.service import SurveyService
 
 Move = Callable[[FlowDefinition, RunState], Step]
@@ -93,8 +96,10 @@ class ConversationService:
         news: NewsSubscriber | None = None,
         recordings: RecordingRegistrar | None = None,
         cases: CaseHost | None = None,
+        stats: SessionStats | None = None,
     ) -> None:
         self.db = db
+        self.stats = stats or SessionStats(db, ZoneInfo(DEFAULT_STATS_ZONE))
         self.cases = cases
         self.flows = flows
         self.pseudonyms = pseudonyms
@@ -225,6 +230,7 @@ class ConversationService:
             session.duration_seconds = duration
         if status in {"completed", "busy", "failed", "no-answer", "canceled"} and session.ended_at is None:
             session.ended_at = utcnow()
+            await self.stats.ended(session, session.ended_at)
         await self.db.commit()
 
     async def _replay(self, session: CallSession, number: int) -> Replay:
@@ -241,6 +247,7 @@ class ConversationService:
         if flow is not None:
             # First: a profile answer describes the session, and so the interactions written below.
             await self.survey.record(session, step.events, flow)
+            await self.stats.step(session, flow, step.events)
         self.sessions.add_interactions(_interactions(session, number, step.events, before))
         await self.db.flush()
 

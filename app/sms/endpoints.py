@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Response
 from twilio.twiml.messaging_response import MessagingResponse
@@ -17,6 +18,7 @@ from app.errors import InvalidWebhook
 from app.privacy.pseudonym import normalize_e164
 from app.sessions.service import ConversationService
 from app.sms.service import SmsContext, SmsService
+from app.stats.rollup import SessionStats
 from app.webhooks.routes import TWIML, TwimlRoute
 from app.webhooks.signature import TwilioForm
 
@@ -39,7 +41,8 @@ def _service(
         contacts=contacts,
         news=news,
     )
-    conversations = ConversationService(db, flows, pseudonyms, news, cases=cases)
+    stats = SessionStats(db, ZoneInfo(settings.stats_time_zone))
+    conversations = ConversationService(db, flows, pseudonyms, news, cases=cases, stats=stats)
     return SmsService(db, conversations, context)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 from sqlalchemy.exc import IntegrityError
@@ -20,6 +21,7 @@ from app.privacy.pseudonym import normalize_e164
 from app.recordings.service import RecordingService
 from app.sessions.service import Channel, ConversationService, Replay, Turn
 from app.settings import Settings
+from app.stats.rollup import SessionStats
 from app.voice.callback import CallbackService
 from app.voice.twiml import VoiceRenderer
 from app.webhooks.routes import TWIML, TwimlRoute
@@ -41,7 +43,8 @@ def _conversations(
     news: NewsDep,
     cases: CaseLineDep,
 ) -> ConversationService:
-    return ConversationService(db, flows, pseudonyms, news, RecordingService(db, settings), cases)
+    stats = SessionStats(db, ZoneInfo(settings.stats_time_zone))
+    return ConversationService(db, flows, pseudonyms, news, RecordingService(db, settings), cases, stats)
 
 
 def _renderer(request: Request) -> VoiceRenderer:
