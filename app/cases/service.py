@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -28,6 +29,7 @@ from app.recordings.service import recording_path
 from app.sessions.models import CallSession
 from app.settings import Settings
 from app.staff.models import StaffUser
+from app.stats.cases import CaseStats
 from app.voice.twiml import SAY_VOICES
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ class CaseService:
         self.audit = AuditService(db, clock=clock)
         self.contacts = ContactService(db, cipher, clock=clock)
         self.outbox = Outbox(db, settings, clock=clock)
+        self.stats = CaseStats(db, ZoneInfo(settings.stats_time_zone))
 
     # ------------------------------------------------------------------ the caller's side
 
@@ -89,6 +92,7 @@ class CaseService:
         self.db.add(case)
         await self.db.flush()
         await self._add_message(case, session.channel, text, recording_id)
+        self.stats.opened(case)
         await self.audit.record(CALLER, "case_opened", case_id=case.id, detail=f"{case.channel}, {topic}")
         return case
 
@@ -222,6 +226,7 @@ class CaseService:
         case.status = CaseStatus.CLOSED
         case.closed_at = self.clock()
         await self._changed(case)
+        self.stats.closed(case, case.closed_at)
         await self.audit.record(staff, "case_closed", case_id=case.id)
         await self._forget_number_if_done(case)
 
@@ -257,6 +262,7 @@ class CaseService:
             case.closed_at = now
             case.updated_at = now
             await self.db.flush()
+            self.stats.closed(case, now)
             await self.audit.record(SYSTEM, "case_auto_closed", case_id=case.id)
             await self._forget_number_if_done(case)
         if idle:
@@ -299,10 +305,13 @@ class CaseService:
 
     async def _answered(self, case: Case, staff: StaffUser, answer: CaseAnswer, how: str) -> None:
         now = self.clock()
+        first = case.first_answered_at is None
         case.status = CaseStatus.ANSWERED
         case.first_answered_at = case.first_answered_at or now
         case.assigned_to = case.assigned_to or staff.id
         await self._changed(case)
+        if first:
+            self.stats.answered(case, now)
         await self.audit.record(staff, f"answered_{answer.kind}", case_id=case.id, detail=how)
 
     def _sms(self, case: Case, name: str, **values: str) -> str:
