@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     stats_min_cell: int = Field(default=5, ge=3, le=1000)
     # Days, weeks and months of the statistics are counted in this time zone (IANA name).
     stats_time_zone: str = DEFAULT_STATS_ZONE
+    # Partner statistics API: the longest date range one request may cover (from..to, inclusive).
+    stats_max_days: int = Field(default=366, ge=31, le=3660)
+    # Partner statistics API: requests each API key may make per minute (counted in the database).
+    stats_requests_per_minute: int = Field(default=60, ge=1, le=10_000)
     twilio_account_sid: str | None = Field(
         default=None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "RIMAY_TWILIO_ACCOUNT_SID")
     )
