@@ -8,6 +8,7 @@ the session's final description and nothing is counted twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -99,13 +100,14 @@ def message_seconds(flow: FlowDefinition, node: str, language: str | None) -> fl
 class SessionStats:
     """Adds one session's steps to the rollups; only flushes, the conversation commits."""
 
-    def __init__(self, db: AsyncSession, zone: ZoneInfo) -> None:
+    def __init__(self, db: AsyncSession, zone: ZoneInfo, clock: Callable[[], datetime] | None = None) -> None:
         self.db = db
         self.zone = zone
+        self.clock = clock
 
     async def step(self, session: CallSession, flow: FlowDefinition, events: tuple[Event, ...]) -> None:
         """Count what one step of ``session`` did (its events are the engine's, in order)."""
-        now = utcnow()
+        now = self.clock() if self.clock is not None else utcnow()
         snap = await self._snapshot(session)
         current = people_of(session)
         if current != snap.people:
