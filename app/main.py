@@ -23,6 +23,8 @@ from app.outbox.endpoints import router as outbox_router
 from app.privacy.pseudonym import Pseudonymizer
 from app.settings import ConfigurationError, Settings, get_settings
 from app.sms.endpoints import router as sms_router
+from app.stats.endpoints import router as stats_router
+from app.stats.errors import add_stats_error_handler
 from app.throttle.service import ThrottleKeys
 from app.voice.endpoints import router as voice_router
 from app.voice.twiml import VoiceRenderer
@@ -74,8 +76,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cases_router)
     app.include_router(outbox_router)
     app.include_router(floip_router)
+    app.include_router(stats_router)
     app.include_router(health.router)
     add_api_key_error_handler(app)
+    add_stats_error_handler(app)
     add_web(app, settings)
     return app
 
