@@ -32,7 +32,9 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         assert runner.invoke(app, ["migrate"]).exit_code == 0
         for number, gender in enumerate("111112"):
             sender = f"+5190000{number:04d}"
-            texted = runner.invoke(app, ["sms", "--from", sender, "--messages", PROFILE.format(gender=gender)])
+            texted = runner.invoke(
+                app, ["sms", "--from", sender, "--messages", PROFILE.format(gender=gender)]
+            )
             assert texted.exit_code == 0, texted.output
         yield data_dir
         get_settings.cache_clear()
