@@ -17,7 +17,6 @@ from app.stats.dimensions import Grain, local_day, period_start, periods
 from app.stats.reports import Reports
 from app.web.deps import CurrentManager
 from app.web.pages import WebRefusal, render
-from app.web.security import HEADERS
 
 router = APIRouter(include_in_schema=False)
 DEFAULT_PERIODS: Final = 6
@@ -85,7 +84,7 @@ async def dashboard(
     charts = await headlines(reports, shown.first, shown.last, shown.grain)
     cases = await question_line(reports, shown.first, shown.last)
     survey = await survey_charts(reports, shown.first, shown.last, list(flow.questions()))
-    response = render(
+    return render(
         request,
         "dashboard.html",
         signed_in=signed_in,
@@ -97,7 +96,3 @@ async def dashboard(
         min_cell=settings.stats_min_cell,
         time_zone=settings.stats_time_zone,
     )
-    # The security middleware knows the web view by its paths; this page sends the same headers itself.
-    response.headers.update({name.decode(): value.decode() for name, value in HEADERS})
-    response.headers["cache-control"] = "no-store"
-    return response

@@ -6,7 +6,7 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-WEB_PREFIXES: Final = ("/login", "/logout", "/account", "/admin", "/cases", "/static/web")
+WEB_PREFIXES: Final = ("/login", "/logout", "/account", "/admin", "/cases", "/dashboard", "/static/web")
 """Paths served by the web view; the case pages live under /cases."""
 STATIC_PREFIX: Final = "/static/web"
 CSP: Final = (
