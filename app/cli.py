@@ -23,7 +23,7 @@ from app.outbox.cli import outbox_app, purge, worker
 from app.settings import ConfigurationError, get_settings
 from app.simulator import HANG_UP, Call, Screen, TextPhone, TwilioSigner
 from app.staff.cli import user_app
-from app.stats.cli import stats
+from app.stats.cli import stats_app
 
 app = typer.Typer(
     help="Rimay: an IVR and SMS hotline for communities affected by mining.", no_args_is_help=True
@@ -38,7 +38,7 @@ app.add_typer(export_app, name="export")
 app.add_typer(user_app, name="user")
 app.command()(worker)
 app.command()(purge)
-app.command()(stats)
+app.add_typer(stats_app, name="stats")
 
 
 @app.command()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from app.stats.charts import Chart, Point, Series, Unit, part_of
+from app.stats.charts import Chart, Point, Series, Unit
+from app.stats.headlines import part_of
 from app.stats.schemas import Figure
 
 NS = "{http://www.w3.org/2000/svg}"

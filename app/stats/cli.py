@@ -12,15 +12,24 @@ import typer
 from app.db.engine import make_async_engine, make_sessionmaker
 from app.flows.loader import FlowLoadError, load_flows
 from app.settings import Settings, get_settings
-from app.stats.charts import Chart, headlines, question_line, survey_charts
+from app.stats.charts import Chart
 from app.stats.dimensions import Grain, period_start, periods
+from app.stats.headlines import headlines, question_line, survey_charts
+from app.stats.rebuild import rebuild as rebuild_rollups
 from app.stats.reports import Reports, UnknownQuestion
 
 DEFAULT_PERIODS: Final = 6
 MAX_PERIODS: Final = 60
 
 
+stats_app = typer.Typer(
+    help="Headline statistics, and recounting them.", invoke_without_command=True, no_args_is_help=False
+)
+
+
+@stats_app.callback()
 def stats(
+    context: typer.Context,
     first: Annotated[
         str | None, typer.Option("--from", help="First day, YYYY-MM-DD (default: 5 periods before this one).")
     ] = None,
@@ -31,6 +40,8 @@ def stats(
     ] = None,
 ) -> None:
     """Print participation, shares, returning and case response times (hidden figures as —)."""
+    if context.invoked_subcommand is not None:
+        return
     settings = get_settings()
     today = datetime.now(ZoneInfo(settings.stats_time_zone)).date()
     start, end = _range(today, first, last, period, settings.stats_max_days)
@@ -45,6 +56,26 @@ def stats(
     for chart in charts:
         typer.echo("")
         typer.echo(table(chart))
+
+
+@stats_app.command()
+def rebuild() -> None:
+    """Recount the statistics from every stored session and case (after upgrading from a version without).
+
+    Stop the service first: a call counted live while the rebuild runs may be counted twice.
+    """
+    settings = get_settings()
+    sessions, cases = asyncio.run(_rebuild(settings))
+    typer.echo(f"recounted {sessions} session(s) and {cases} case(s)")
+
+
+async def _rebuild(settings: Settings) -> tuple[int, int]:
+    flows = load_flows(settings.flows_dir)
+    engine = make_async_engine(settings.sqlalchemy_url)
+    try:
+        return await rebuild_rollups(make_sessionmaker(engine), flows, ZoneInfo(settings.stats_time_zone))
+    finally:
+        await engine.dispose()
 
 
 def _range(

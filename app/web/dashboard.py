@@ -12,8 +12,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from app.db.base import utcnow
 from app.deps import FlowsDep, SessionDep, SettingsDep
-from app.stats.charts import headlines, question_line, survey_charts
 from app.stats.dimensions import Grain, local_day, period_start, periods
+from app.stats.headlines import headlines, question_line, survey_charts
 from app.stats.reports import Reports
 from app.web.deps import CurrentManager
 from app.web.pages import WebRefusal, render
