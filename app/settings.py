@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     stats_time_zone: str = DEFAULT_STATS_ZONE
     # Partner statistics API: the longest date range one request may cover (from..to, inclusive).
     stats_max_days: int = Field(default=366, ge=31, le=3660)
+    # Partner statistics API: at most this many periods when figures are split by period (each period is
+    # a table protected on its own, so this bounds a request's work: e.g. 62 days, a year of weeks).
+    stats_max_periods: int = Field(default=62, ge=12, le=1000)
     # Partner statistics API: requests each API key may make per minute (counted in the database).
     stats_requests_per_minute: int = Field(default=60, ge=1, le=10_000)
     twilio_account_sid: str | None = Field(
