@@ -121,6 +121,8 @@ BAD: list[tuple[str, Params, int, str]] = [
     ("/library", {"from": "2024-01-01", "to": "2025-01-01"}, 422, "range_too_long"),
     ("/survey/agua", {"from": "2020-01-01", "to": "2025-01-01"}, 422, "range_too_long"),
     ("/participation", {"period": "year"}, 422, "invalid_period"),
+    ("/participation", {"period": "day", "from": "2025-01-01", "to": "2025-03-04"}, 422, "too_many_periods"),
+    ("/library", {"group_by": "period", "period": "day", "to": "2025-03-31"}, 422, "too_many_periods"),
     ("/participation", {"groupby": "gender"}, 422, "unknown_parameter"),
     ("/cases", {"from": ["2025-01-01", "2025-02-01"]}, 422, "unknown_parameter"),
     ("/survey/no_such_question", {}, 404, "unknown_question"),
@@ -147,17 +149,23 @@ async def test_other_methods_and_other_paths_keep_their_own_error_shapes(
     assert (await client.get("/no/such/page")).json() == {"detail": "Not Found"}
 
 
-async def test_the_limits_on_dimensions_are_exact(client: httpx.AsyncClient, token: str) -> None:
-    """Three dimensions (plus period on participation), two on a survey, blanks ignored: all answered."""
+async def test_the_limits_on_dimensions_and_periods_are_exact(client: httpx.AsyncClient, token: str) -> None:
+    """Three dimensions (plus period on participation), two on a survey, 62 periods: all answered."""
     three = "gender,channel,language"
-    assert (await get(client, "/library", token, {"group_by": three})).status_code == 200
-    assert (await get(client, "/cases", token, {"group_by": f" {three}, "})).status_code == 200
-    response = await get(client, "/participation", token, {"group_by": f"period,{three}"})
+    june: Params = {"from": "2025-06-01", "to": "2025-06-30"}
+    assert (await get(client, "/library", token, {**june, "group_by": three})).status_code == 200
+    assert (await get(client, "/cases", token, {**june, "group_by": f" {three}, "})).status_code == 200
+    response = await get(client, "/participation", token, {**june, "group_by": f"period,{three}"})
     assert response.status_code == 200
     assert response.json()["group_by"] == ["period", "gender", "channel", "language"]
-    response = await get(client, "/survey/agua", token, {"group_by": ["gender", "period"], "period": "week"})
+    by_week: Params = {**june, "group_by": ["gender", "period"], "period": "week"}
+    response = await get(client, "/survey/agua", token, by_week)
     assert response.status_code == 200
     assert response.json()["group_by"] == ["gender", "period"]
+    sixty_two: Params = {"from": "2025-01-01", "to": "2025-03-03", "period": "day"}
+    assert (await get(client, "/participation", token, sixty_two)).status_code == 200
+    by_day: Params = {"period": "day", "to": "2025-03-31"}
+    assert (await get(client, "/cases", token, by_day)).status_code == 200, "not split by period: one table"
 
 
 def test_default_range_is_twelve_months_and_never_over_the_maximum() -> None:
@@ -165,7 +173,9 @@ def test_default_range_is_twelve_months_and_never_over_the_maximum() -> None:
     assert default_first(date(2025, 1, 15), 366) == date(2024, 2, 1)
     assert default_first(date(2025, 12, 31), 366) == date(2025, 1, 1)
     assert default_first(date(2025, 1, 31), 100) == date(2024, 10, 24)
-    query = build_query(None, None, [], None, Rules(3), today=date(2024, 12, 31), max_days=366)
+    query = build_query(
+        None, None, [], None, Rules(3), today=date(2024, 12, 31), max_days=366, max_periods=62
+    )
     assert (query.first, query.last, query.group_by, query.period.value) == (
         date(2024, 1, 1),
         date(2024, 12, 31),
@@ -357,7 +367,9 @@ async def test_a_partner_pulls_protected_figures_after_simulated_calls_and_texts
     published = [key for key, row in by_cell.items() if not row["participants"]["suppressed"]]
     # Which large figures go as complements is the disclosure module's choice; some are always published.
     assert published, "the partner gets figures"
-    answers = {(row["answer"], row["group"]["gender"]): row["count"] for row in water.json()["rows"]}
+    answers: dict[Key, dict[str, Any]] = {
+        (row["answer"], row["group"]["gender"]): row["count"] for row in water.json()["rows"]
+    }
     assert_protected(answers, truth(["answer", "gender"], people), settings.stats_min_cell)
     assert [key for key, figure in answers.items() if not figure["suppressed"]], "the partner gets figures"
     assert answers[("bastante", "otro")]["suppressed"]

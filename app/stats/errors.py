@@ -73,6 +73,12 @@ class RangeTooLong(BadStatsQuery):
     code = "range_too_long"
 
 
+class TooManyPeriods(BadStatsQuery):
+    """Split by period, the range has more periods than RIMAY_STATS_MAX_PERIODS."""
+
+    code = "too_many_periods"
+
+
 class QuestionNotFound(RimayError):
     """No survey question has this id."""
 
@@ -159,7 +165,8 @@ RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     },
     422: _error(
         "Bad parameters; `error` is one of unknown_parameter, unknown_dimension, too_many_dimensions, "
-        "duplicate_dimension, invalid_date, invalid_period, range_reversed, range_too_long, invalid_request",
+        "duplicate_dimension, invalid_date, invalid_period, range_reversed, range_too_long, "
+        "too_many_periods, invalid_request",
         {"error": "unknown_dimension", "detail": "unknown dimension 'income'; known: gender, ..."},
     ),
     429: {

@@ -14,7 +14,7 @@ from fastapi import Query, Request
 from pydantic import WithJsonSchema
 
 from app.deps import SettingsDep
-from app.stats.dimensions import Dimension, Grain, period_start
+from app.stats.dimensions import Dimension, Grain, period_start, periods
 from app.stats.errors import (
     DuplicateDimension,
     InvalidDate,
@@ -23,6 +23,7 @@ from app.stats.errors import (
     RangeReversed,
     RangeTooLong,
     TooManyDimensions,
+    TooManyPeriods,
     UnknownDimension,
     UnknownParameter,
 )
@@ -114,6 +115,7 @@ def build_query(
     *,
     today: date,
     max_days: int,
+    max_periods: int,
 ) -> StatsQuery:
     """A checked query: known dimensions, not too many, a forward range no longer than ``max_days``."""
     period = parse_period(period_text)
@@ -125,6 +127,12 @@ def build_query(
     days = (last - first).days + 1
     if days > max_days:
         raise RangeTooLong(f"the range covers {days} days; at most {max_days} are allowed")
+    split = Dimension.PERIOD in names or Dimension.PERIOD in rules.free
+    count = len(periods(period, first, last)) if split else 1
+    if count > max_periods:
+        raise TooManyPeriods(
+            f"split by {period.value}, the range has {count} periods; at most {max_periods} are allowed"
+        )
     return StatsQuery(first, last, names, period)
 
 
@@ -181,7 +189,14 @@ def report_query(rules: Rules) -> Callable[..., StatsQuery]:
         check_names(request)
         today = datetime.now(ZoneInfo(settings.stats_time_zone)).date()
         return build_query(
-            first, last, group_by or [], period, rules, today=today, max_days=settings.stats_max_days
+            first,
+            last,
+            group_by or [],
+            period,
+            rules,
+            today=today,
+            max_days=settings.stats_max_days,
+            max_periods=settings.stats_max_periods,
         )
 
     return dependency
