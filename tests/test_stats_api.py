@@ -123,6 +123,13 @@ BAD: list[tuple[str, Params, int, str]] = [
     ("/participation", {"period": "year"}, 422, "invalid_period"),
     ("/participation", {"period": "day", "from": "2025-01-01", "to": "2025-03-04"}, 422, "too_many_periods"),
     ("/library", {"group_by": "period", "period": "day", "to": "2025-03-31"}, 422, "too_many_periods"),
+    ("/library", {"group_by": "gender,age_band,community"}, 422, "too_many_cells"),
+    (
+        "/participation",
+        {"group_by": "gender,age_band,community", "from": "2025-01-01", "to": "2025-06-30"},
+        422,
+        "too_many_cells",
+    ),
     ("/participation", {"groupby": "gender"}, 422, "unknown_parameter"),
     ("/cases", {"from": ["2025-01-01", "2025-02-01"]}, 422, "unknown_parameter"),
     ("/survey/no_such_question", {}, 404, "unknown_question"),
@@ -166,6 +173,19 @@ async def test_the_limits_on_dimensions_and_periods_are_exact(client: httpx.Asyn
     assert (await get(client, "/participation", token, sixty_two)).status_code == 200
     by_day: Params = {"period": "day", "to": "2025-03-31"}
     assert (await get(client, "/cases", token, by_day)).status_code == 200, "not split by period: one table"
+
+
+async def test_split_by_period_each_period_is_a_table_of_its_own(
+    client: httpx.AsyncClient, token: str
+) -> None:
+    """By week over June: every week touching June has its own rows and its own grand total."""
+    june: Params = {"from": "2025-06-01", "to": "2025-06-30", "group_by": "gender,period", "period": "week"}
+    body = (await get(client, "/survey/agua", token, june)).json()
+    weeks = ["2025-05-26", "2025-06-02", "2025-06-09", "2025-06-16", "2025-06-23", "2025-06-30"]
+    assert sorted({row["group"]["period"] for row in body["rows"]}) == weeks
+    totals = [row for row in body["rows"] if row["answer"] is None and row["group"]["gender"] is None]
+    assert [row["group"]["period"] for row in totals] == weeks
+    assert (body["from"], body["to"]) == ("2025-05-26", "2025-07-06"), "whole weeks are reported"
 
 
 def test_default_range_is_twelve_months_and_never_over_the_maximum() -> None:

@@ -166,7 +166,7 @@ RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     422: _error(
         "Bad parameters; `error` is one of unknown_parameter, unknown_dimension, too_many_dimensions, "
         "duplicate_dimension, invalid_date, invalid_period, range_reversed, range_too_long, "
-        "too_many_periods, invalid_request",
+        "too_many_periods, too_many_cells, invalid_request",
         {"error": "unknown_dimension", "detail": "unknown dimension 'income'; known: gender, ..."},
     ),
     429: {

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import RimayError
 from app.flows.model import FlowDefinition
 from app.stats.cases import bound_of
 from app.stats.disclosure import Cell, EntryKey, ProtectedTable, Table, protect, share
@@ -88,27 +89,23 @@ class Reports:
         )
 
     async def participation(self, query: Query) -> ParticipationReport:
-        """Participants, sessions, returning and new participants; each period is a table of its own.
+        """Participants, sessions, returning and new participants, per period.
 
-        Participants are distinct people within a period, so they cannot be added across periods: no
-        total over periods is published, and the period is always part of the group.
+        Participants are distinct people within a period, so they cannot be added across periods: the
+        period is always part of the group.
         """
         grouped = Query(
             query.first, query.last, ("period", *_without(query.group_by, "period")), query.period
         )
         sums = await read(self.db, grouped, PARTICIPATION, by_service="service" in query.group_by)
-        shape = self._shape(sums, grouped, grouped.group_by[1:])
+        plan = self._plan(sums, grouped, PARTICIPATION, subjects=[""])
         rows: list[ParticipationRow] = []
-        for start in [day.isoformat() for day in grouped.period_starts()]:
-            tables = {
-                metric: protect(shape.table(_slice(sums, metric, 0, start)), self.k)
-                for metric in PARTICIPATION
-            }
-            for key, group in shape.groups(tables["participants"]):
+        for part, tables in plan.protected(self._protect):
+            for key, group in plan.shape.groups(tables["participants"]):
                 cells = {metric: tables[metric].get(key) for metric in PARTICIPATION}
                 rows.append(
                     ParticipationRow(
-                        group={"period": start, **group},
+                        group={**part.group, **group},
                         participants=figure(cells["participants"]),
                         sessions=figure(cells["sessions"]),
                         returning=figure(cells["returning"]),
@@ -119,20 +116,18 @@ class Reports:
         return ParticipationReport(**self.header(grouped).model_dump(by_alias=True), rows=rows)
 
     async def library(self, query: Query) -> LibraryReport:
-        """Plays and completions of each message (each message a table of its own)."""
+        """Plays and completions of each message (each message, and each period, a table of its own)."""
         sums = await read(self.db, query, LIBRARY)
-        shape = self._shape(sums, query, query.group_by)
+        messages = merged(declared(self.flow, "message"), sums.subjects("plays"))
+        plan = self._plan(sums, query, LIBRARY, subjects=messages)
         rows: list[LibraryRow] = []
-        for message in merged(declared(self.flow, "message"), sums.subjects("plays")):
-            tables = {
-                metric: protect(shape.table(_by_subject(sums, metric, message)), self.k) for metric in LIBRARY
-            }
-            for key, group in shape.groups(tables["plays"]):
+        for part, tables in plan.protected(self._protect):
+            for key, group in plan.shape.groups(tables["plays"]):
                 cells = {metric: tables[metric].get(key) for metric in LIBRARY}
                 rows.append(
                     LibraryRow(
-                        message=message,
-                        group=group,
+                        message=part.subject,
+                        group={**part.group, **group},
                         plays=figure(cells["plays"]),
                         voice_plays=figure(cells["voice_plays"]),
                         completions=figure(cells["completions"]),
@@ -148,45 +143,39 @@ class Reports:
         if not declared_answers and not sums.subjects("answers"):
             raise UnknownQuestion(question_id)
         seen = {detail for (_, _, detail), groups in sums.values.items() if groups}
-        group_shape = self._shape(sums, query, query.group_by)
-        shape = Shape(
-            ("answer", *group_shape.dimensions), (merged(declared_answers, seen), *group_shape.levels)
+        plan = self._plan(
+            sums, query, ("answers",), subjects=[question_id], answers=merged(declared_answers, seen)
         )
-        counts = {
-            (detail, *group): value
-            for (_, _, detail), groups in sums.values.items()
-            for group, value in groups.items()
-        }
-        result = protect(shape.table(counts), self.k)
-        rows = [
-            SurveyRow(
-                answer=key[0],
-                group=dict(zip(shape.dimensions[1:], key[1:], strict=True)),
-                count=figure(cell),
-                share=share(cell, result.get((None, *key[1:]))),
+        rows: list[SurveyRow] = []
+        for part, tables in plan.protected(self._protect):
+            result = tables["answers"]
+            rows.extend(
+                SurveyRow(
+                    answer=key[0],
+                    group={**part.group, **dict(zip(plan.shape.dimensions[1:], key[1:], strict=True))},
+                    count=figure(cell),
+                    share=share(cell, result.get((None, *key[1:]))),
+                )
+                for key, cell in result.cells.items()
             )
-            for key, cell in result.cells.items()
-        ]
         return SurveyReport(**self.header(query, question_id).model_dump(by_alias=True), rows=rows)
 
     async def cases(self, query: Query) -> CasesReport:
         """Cases opened, answered and closed by topic, and how long the first answer took."""
         sums = await read(self.db, query, (*CASES, "response_time"))
-        shape = self._shape(sums, query, query.group_by)
+        topics = merged(declared(self.flow, "topic"), sums.subjects("cases_opened"))
+        plan = self._plan(sums, query, CASES, subjects=topics)
         rows: list[CaseRow] = []
-        for topic in merged(declared(self.flow, "topic"), sums.subjects("cases_opened")):
-            tables = {
-                metric: protect(shape.table(_by_subject(sums, metric, topic)), self.k) for metric in CASES
-            }
-            waits = _waits(sums, topic)
-            for key, group in shape.groups(tables["cases_opened"]):
+        for part, tables in plan.protected(self._protect):
+            waits = plan.waits(part)
+            for key, group in plan.shape.groups(tables["cases_opened"]):
                 cells = {metric: tables[metric].get(key) for metric in CASES}
                 answered = cells["cases_answered"]
                 hist = _within(waits, key) if answered.value is not None else {}
                 rows.append(
                     CaseRow(
-                        topic=topic,
-                        group=group,
+                        topic=part.subject,
+                        group={**part.group, **group},
                         opened=figure(cells["cases_opened"]),
                         answered=figure(answered),
                         closed=figure(cells["cases_closed"]),
@@ -196,68 +185,156 @@ class Reports:
                 )
         return CasesReport(**self.header(query).model_dump(by_alias=True), rows=rows)
 
-    def _tables(
-        self, shape: Shape, metrics: Sequence[str], counts: Callable[[str], Mapping[tuple[str, ...], int]]
-    ) -> dict[str, ProtectedTable]:
-        """Each metric's table, protected on its own."""
-        return {metric: protect(shape.table(counts(metric)), self.k) for metric in metrics}
+    def _plan(
+        self,
+        sums: Sums,
+        query: Query,
+        metrics: Sequence[str],
+        *,
+        subjects: Sequence[str],
+        answers: tuple[str, ...] | None = None,
+    ) -> Plan:
+        """The tables a report publishes: one per subject and period; refused if it is too much work."""
+        dimensions = _without(query.group_by, "period")
+        levels = tuple(merged(declared(self.flow, name), sums.seen(name)) for name in dimensions)
+        shape = Shape(dimensions, levels)
+        if answers is not None:
+            shape = Shape(("answer", *dimensions), (answers, *levels))
+        starts = [start.isoformat() for start in query.period_starts()] if query.by_period else [None]
+        parts = [Part(subject, start) for subject in subjects for start in starts]
+        plan = Plan(sums, shape, metrics, parts, answers is not None)
+        work = plan.three_way_cells()
+        if work > MAX_THREE_WAY_CELLS:
+            raise TooMuchWork(
+                f"this asks for {work} cells in three-way tables (at most {MAX_THREE_WAY_CELLS}): "
+                "use fewer dimensions, a shorter range or a longer period"
+            )
+        return plan
 
-    def _shape(self, sums: Sums, query: Query, dimensions: Sequence[str]) -> Shape:
-        """Levels of each dimension: declared by the flow first, then any others found in the counts."""
-        levels = []
-        for name in dimensions:
-            if name == "period":
-                levels.append(tuple(start.isoformat() for start in query.period_starts()))
-            else:
-                levels.append(merged(declared(self.flow, name), sums.seen(name)))
-        return Shape(tuple(dimensions), tuple(levels))
+    def _protect(self, table: Table) -> ProtectedTable:
+        """``protect`` with a memory: the same table (same data, same k) is protected once per process."""
+        key = (
+            table.dimensions,
+            table.levels,
+            tuple(sorted(table.counts.items())),
+            table.with_margins,
+            self.k,
+        )
+        found = _MEMO.get(key)
+        if found is None:
+            found = protect(table, self.k)
+            if len(_MEMO) >= MEMO_SIZE:
+                _MEMO.pop(next(iter(_MEMO)))
+            _MEMO[key] = found
+        return found
+
+
+MAX_THREE_WAY_CELLS = 2000
+"""Protecting three-way tables costs far more than smaller ones; this bounds one request's work."""
+MEMO_SIZE = 4096
+_MEMO: dict[object, ProtectedTable] = {}
+
+
+class TooMuchWork(RimayError):
+    """A request whose tables would take too long to protect."""
+
+    status_code = 422
+    code = "too_many_cells"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One table of a report: about one subject (a message, a topic), in one period or the whole range."""
+
+    subject: str
+    period: str | None
+
+    @property
+    def group(self) -> Group:
+        """What the part adds to each row's group."""
+        return {} if self.period is None else {"period": self.period}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The counts a report reads, cut into its tables."""
+
+    sums: Sums
+    shape: Shape
+    metrics: Sequence[str]
+    parts: list[Part]
+    by_answer: bool
+
+    def three_way_cells(self) -> int:
+        """Interior cells of every three-way table the report would protect."""
+        if len(self.shape.dimensions) < 3:
+            return 0
+        cells = 1
+        for values in self.shape.levels:
+            cells *= len(values)
+        return cells * len(self.parts) * len(self.metrics)
+
+    def protected(
+        self, protect_table: Callable[[Table], ProtectedTable]
+    ) -> list[tuple[Part, dict[str, ProtectedTable]]]:
+        """Each part with each metric's table, protected."""
+        return [
+            (
+                part,
+                {
+                    metric: protect_table(self.shape.table(self.counts(metric, part)))
+                    for metric in self.metrics
+                },
+            )
+            for part in self.parts
+        ]
+
+    def counts(self, metric: str, part: Part) -> dict[tuple[str, ...], int]:
+        """One metric's counts in one part, by group (the answer first in survey tables)."""
+        counts: dict[tuple[str, ...], int] = {}
+        for (name, about, detail), groups in self.sums.values.items():
+            if name != metric or (part.subject and about != part.subject):
+                continue
+            for group, value in self._in_part(groups, part):
+                key = (detail, *group) if self.by_answer else group
+                counts[key] = counts.get(key, 0) + value
+        return counts
+
+    def waits(self, part: Part) -> dict[tuple[str, ...], dict[str, int]]:
+        """Response-time buckets per group in one part."""
+        waits: dict[tuple[str, ...], dict[str, int]] = {}
+        for (name, about, detail), groups in self.sums.values.items():
+            if name == "response_time" and about == part.subject:
+                for group, value in self._in_part(groups, part):
+                    bucket = waits.setdefault(group, {})
+                    bucket[detail] = bucket.get(detail, 0) + value
+        return waits
+
+    def _in_part(
+        self, groups: Mapping[tuple[str, ...], int], part: Part
+    ) -> list[tuple[tuple[str, ...], int]]:
+        """The groups in the part's period, with the period dropped from them."""
+        if "period" not in self.sums.dimensions:
+            return list(groups.items())
+        at = self.sums.dimensions.index("period")
+        return [
+            (group[:at] + group[at + 1 :], value)
+            for group, value in groups.items()
+            if group[at] == part.period
+        ]
 
 
 def _without(names: Sequence[str], name: str) -> tuple[str, ...]:
     return tuple(other for other in names if other != name)
 
 
-def _slice(sums: Sums, metric: str, position: int, value: str) -> dict[tuple[str, ...], int]:
-    """One metric's counts where the group's ``position`` equals ``value``, with that position dropped."""
-    counts: dict[tuple[str, ...], int] = {}
-    for (name, _, _), groups in sums.values.items():
-        if name != metric:
-            continue
-        for group, count in groups.items():
-            if group[position] == value:
-                rest = group[:position] + group[position + 1 :]
-                counts[rest] = counts.get(rest, 0) + count
-    return counts
-
-
-def _by_subject(sums: Sums, metric: str, subject: str) -> dict[tuple[str, ...], int]:
-    """One metric's counts about one subject (a message, a topic), summed over details."""
-    counts: dict[tuple[str, ...], int] = {}
-    for (name, about, _), groups in sums.values.items():
-        if name == metric and about == subject:
-            for group, count in groups.items():
-                counts[group] = counts.get(group, 0) + count
-    return counts
-
-
-def _waits(sums: Sums, topic: str) -> dict[tuple[str, ...], dict[str, int]]:
-    """Response-time buckets per group for one topic."""
-    waits: dict[tuple[str, ...], dict[str, int]] = {}
-    for (name, about, detail), groups in sums.values.items():
-        if name == "response_time" and about == topic:
-            for group, count in groups.items():
-                waits.setdefault(group, {})[detail] = count
-    return waits
-
-
 def _within(waits: Mapping[tuple[str, ...], Mapping[str, int]], key: EntryKey) -> dict[str, int]:
     """The response-time buckets of every group inside a cell or total."""
-    matches: Callable[[tuple[str, ...]], bool] = lambda group: all(  # noqa: E731
-        part is None or part == value for part, value in zip(key, group, strict=False)
-    )
     hist: dict[str, int] = {}
     for group, buckets in waits.items():
-        if not key or key == ("all",) or matches(group):
+        if key == ("all",) or all(
+            part is None or part == value for part, value in zip(key, group, strict=False)
+        ):
             for name, count in buckets.items():
                 hist[name] = hist.get(name, 0) + count
     return hist
