@@ -97,6 +97,16 @@ def message_seconds(flow: FlowDefinition, node: str, language: str | None) -> fl
     return max(3.0, len(text.split()) / WORDS_PER_SECOND)
 
 
+MEMBER_KEY = ["grain", "period_start", "caller_id", "service"]
+JOIN = {
+    # Built once: a statement rebuilt per call costs more than running it (every new session joins).
+    postgres: builder(StatsMember)
+    .on_conflict_do_nothing(index_elements=MEMBER_KEY)
+    .returning(StatsMember.caller_id)
+    for postgres, builder in ((True, postgresql.insert), (False, sqlite.insert))
+}
+
+
 class SessionStats:
     """Adds one session's steps to the rollups; only flushes, the conversation commits."""
 
@@ -206,14 +216,9 @@ class SessionStats:
                 await self._now_returning(grain, start, session.caller_id, service)
 
     async def _insert_member(self, values: dict[str, Any]) -> bool:
-        builder = postgresql.insert if self.db.get_bind().dialect.name == "postgresql" else sqlite.insert
-        statement = (
-            builder(StatsMember)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["grain", "period_start", "caller_id", "service"])
-            .returning(StatsMember.caller_id)
-        )
-        return (await self.db.execute(statement)).first() is not None
+        """Insert a membership unless the caller is already counted there; whether it was inserted."""
+        statement = JOIN[self.db.get_bind().dialect.name == "postgresql"]
+        return (await self.db.execute(statement, values)).first() is not None
 
     async def _now_returning(self, grain: Grain, start: date, caller_id: int, service: str) -> None:
         """A participant counted earlier in the period is back on another day: count them as returning."""
