@@ -347,9 +347,9 @@ class BlockingSession:
     def __init__(self, session: Session) -> None:
         self.sync_session = session
 
-    async def execute(self, statement: Any) -> Any:
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
         """Run a statement."""
-        return self.sync_session.execute(statement)
+        return self.sync_session.execute(statement, parameters)
 
     async def scalar(self, statement: Any) -> Any:
         """Run a statement for one value."""
