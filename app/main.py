@@ -23,6 +23,7 @@ from app.outbox.endpoints import router as outbox_router
 from app.privacy.pseudonym import Pseudonymizer
 from app.settings import ConfigurationError, Settings, get_settings
 from app.sms.endpoints import router as sms_router
+from app.stats.endpoints import document_examples
 from app.stats.endpoints import router as stats_router
 from app.stats.errors import add_stats_error_handler
 from app.throttle.service import ThrottleKeys
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     add_api_key_error_handler(app)
     add_stats_error_handler(app)
+    document_examples(app)
     add_web(app, settings)
     return app
 

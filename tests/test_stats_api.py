@@ -19,6 +19,7 @@ from app.simulator import Call, TextPhone, TwilioSigner
 from app.stats.errors import RateLimited
 from app.stats.params import Rules, build_query, default_first
 from app.stats.ratelimit import RateLimit
+from app.stats.schemas import CasesReport, LibraryReport, ParticipationReport, SurveyReport
 from app.throttle.service import ThrottleKeys
 from tests.outbound import Clock, Sessions, sessions_for
 
@@ -395,3 +396,22 @@ async def test_a_partner_pulls_protected_figures_after_simulated_calls_and_texts
     assert answers[("bastante", "otro")]["suppressed"]
     for body in (participation.text, water.text):
         assert not [n for n in numbers if n in body or n[1:] in body or n[3:] in body], "no phone number"
+
+
+async def test_every_report_is_documented_with_a_valid_example(client: httpx.AsyncClient) -> None:
+    """/docs shows each endpoint's typed report with an example that the model itself accepts."""
+    schema = (await client.get("/openapi.json")).json()
+    models = {
+        "ParticipationReport": ParticipationReport,
+        "LibraryReport": LibraryReport,
+        "SurveyReport": SurveyReport,
+        "CasesReport": CasesReport,
+    }
+    for path, model in zip(ENDPOINTS, models, strict=True):
+        route = "/survey/{question_id}" if path.startswith("/survey") else path
+        ok = schema["paths"][STATS + route]["get"]["responses"]["200"]["content"]["application/json"]
+        assert ok["schema"]["$ref"].endswith("/" + model)
+        [example] = schema["components"]["schemas"][model]["examples"]
+        assert models[model].model_validate(example).model_dump(mode="json", by_alias=True) == example
+        for status in ("401", "403", "422", "429"):
+            assert status in schema["paths"][STATS + route]["get"]["responses"], (route, status)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, FastAPI, Path, Response
 from pydantic import BaseModel
 
 from app.deps import FlowsDep, SessionDep, SettingsDep
 from app.stats import reports as stats_reports
+from app.stats import schemas
 from app.stats.errors import NOT_FOUND, PREFIX, RESPONSES, QuestionNotFound, StatsRoute
 from app.stats.params import QUESTION_ID, Rules, check_question, report_query
 from app.stats.ratelimit import StatsPartner
@@ -26,6 +27,27 @@ DISCLOSURE = (
     " Counts below the minimum cell size come back as `null` with `suppressed: true`, and enough others "
     "with them that no hidden count can be worked out from the totals (a `null` group value is a total)."
 )
+
+
+EXAMPLES: Final = {
+    "ParticipationReport": schemas.PARTICIPATION_EXAMPLE,
+    "LibraryReport": schemas.LIBRARY_EXAMPLE,
+    "SurveyReport": schemas.SURVEY_EXAMPLE,
+    "CasesReport": schemas.CASES_EXAMPLE,
+}
+
+
+def document_examples(app: FastAPI) -> None:
+    """Put the report examples back whole: FastAPI drops every null from its OpenAPI document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        for name, example in EXAMPLES.items():
+            schema["components"]["schemas"][name]["examples"] = [example]
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _reports(db: SessionDep, flows: FlowsDep, settings: SettingsDep) -> Reports:

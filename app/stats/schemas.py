@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,6 +33,89 @@ class ReportHeader(BaseModel):
     subject: str | None = Field(default=None, description="The survey question, for survey reports")
 
 
+def _figure(value: int | None) -> dict[str, Any]:
+    return {"value": value, "suppressed": value is None}
+
+
+HEADER_EXAMPLE: dict[str, Any] = {
+    "from": "2025-06-01",
+    "to": "2025-06-30",
+    "period": "month",
+    "min_cell": 5,
+    "time_zone": "America/Lima",
+    "subject": None,
+}
+PARTICIPATION_EXAMPLE: dict[str, Any] = {
+    **HEADER_EXAMPLE,
+    "group_by": ["period", "gender"],
+    "rows": [
+        {
+            "group": {"period": "2025-06-01", "gender": gender},
+            "participants": _figure(people),
+            "sessions": _figure(sessions),
+            "returning": _figure(back),
+            "new": _figure(new),
+            "returning_share": share,
+        }
+        for gender, people, sessions, back, new, share in (
+            ("mujer", 41, 63, 14, 22, 0.3415),
+            ("hombre", 58, 80, 19, 30, 0.3276),
+            ("otro", None, None, None, None, None),
+            ("unknown", None, None, None, None, None),
+            (None, 104, 151, 35, 55, 0.3365),
+        )
+    ],
+}
+LIBRARY_EXAMPLE: dict[str, Any] = {
+    **HEADER_EXAMPLE,
+    "group_by": ["channel"],
+    "rows": [
+        {
+            "message": "eia_1",
+            "group": {"channel": channel},
+            "plays": _figure(plays),
+            "voice_plays": _figure(voice),
+            "completions": _figure(done),
+            "completion_rate": rate,
+        }
+        for channel, plays, voice, done, rate in (
+            ("voice", 37, 37, 25, 0.6757),
+            ("sms", 12, None, None, None),
+            (None, 49, 37, 25, 0.6757),
+        )
+    ],
+}
+SURVEY_EXAMPLE: dict[str, Any] = {
+    **HEADER_EXAMPLE,
+    "subject": "agua",
+    "group_by": ["gender"],
+    "rows": [
+        {"answer": answer, "group": {"gender": gender}, "count": _figure(count), "share": share}
+        for answer, gender, count, share in (
+            ("mucho", "mujer", 18, 0.5),
+            ("poco", "mujer", 13, 0.3611),
+            ("skipped", "mujer", None, None),
+            (None, "mujer", 36, None),
+        )
+    ],
+}
+CASES_EXAMPLE: dict[str, Any] = {
+    **HEADER_EXAMPLE,
+    "group_by": [],
+    "rows": [
+        {
+            "topic": "agua_ambiente",
+            "group": {},
+            "opened": _figure(23),
+            "answered": _figure(19),
+            "closed": _figure(15),
+            "first_answer_hours_median": 24.0,
+            "first_answer_hours_p90": 96.0,
+        }
+    ],
+}
+
+
 GROUP_DOC = "The group of a row: a value per dimension; null means all values (a total)"
 
 
@@ -48,6 +132,8 @@ class ParticipationRow(BaseModel):
 
 class ParticipationReport(ReportHeader):
     """Who takes part, per period."""
+
+    model_config = ConfigDict(populate_by_name=True, json_schema_extra={"examples": [PARTICIPATION_EXAMPLE]})
 
     rows: list[ParticipationRow]
 
@@ -66,6 +152,8 @@ class LibraryRow(BaseModel):
 class LibraryReport(ReportHeader):
     """Which messages are heard, and heard to the end."""
 
+    model_config = ConfigDict(populate_by_name=True, json_schema_extra={"examples": [LIBRARY_EXAMPLE]})
+
     rows: list[LibraryRow]
 
 
@@ -80,6 +168,8 @@ class SurveyRow(BaseModel):
 
 class SurveyReport(ReportHeader):
     """The distribution of one survey question's answers."""
+
+    model_config = ConfigDict(populate_by_name=True, json_schema_extra={"examples": [SURVEY_EXAMPLE]})
 
     rows: list[SurveyRow]
 
@@ -100,5 +190,7 @@ class CaseRow(BaseModel):
 
 class CasesReport(ReportHeader):
     """How the question line is used and how fast it answers."""
+
+    model_config = ConfigDict(populate_by_name=True, json_schema_extra={"examples": [CASES_EXAMPLE]})
 
     rows: list[CaseRow]
