@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from app.callers.models import Caller
 from app.db.engine import make_sync_engine
@@ -85,24 +86,58 @@ def scripted(
     return press
 
 
-async def call(
-    phone: Call, keys: list[str], clock: Clock, waits: dict[int, float] | None = None, linger: float = 1
-) -> None:
-    """Walk a call with the given keys and waits, then hang up."""
-    async for _ in phone.screens(scripted(keys, waits or {}, clock, linger)):
-        pass
+@dataclass
+class Line:
+    """The hotline as callers reach it, with the rollups' clock in the test's hands."""
+
+    client: httpx.AsyncClient
+    signer: TwilioSigner
+    flows: dict[str, FlowDefinition]
+    database_url: str
+    clock: Clock
+
+    def phone(self, caller: str = CALLER) -> Call:
+        """A phone calling the hotline."""
+        return Call(client=self.client, signer=self.signer, flows=self.flows, caller=caller)
+
+    async def call(
+        self,
+        keys: list[str],
+        caller: str = CALLER,
+        waits: dict[int, float] | None = None,
+        linger: float = 1,
+    ) -> None:
+        """Walk a call with the given keys and waits, then hang up."""
+        async for _ in self.phone(caller).screens(scripted(keys, waits or {}, self.clock, linger)):
+            pass
+
+    async def text(self, bodies: list[str], sender: str = CALLER) -> None:
+        """Text the hotline."""
+        phone = TextPhone(client=self.client, signer=self.signer, sender=sender)
+        for body in bodies:
+            await phone.text(body)
+
+    def counts(self, grain: str = "month") -> Counter[tuple[str, ...]]:
+        """The counters now."""
+        return counts(self.database_url, grain)
 
 
-async def test_a_call_is_counted_once_under_its_final_demographics(
+@pytest.fixture
+def line(
     client: httpx.AsyncClient,
     signer: TwilioSigner,
     flows: dict[str, FlowDefinition],
     database_url: str,
     clock: Clock,
-) -> None:
+) -> Line:
+    """Callers, the hotline and its counters."""
+    return Line(client, signer, flows, database_url, clock)
+
+
+async def test_a_call_is_counted_once_under_its_final_demographics(line: Line) -> None:
     """She listens before saying she is a woman: her session, participation and plays all move to mujer."""
-    await call(Call(client=client, signer=signer, flows=flows, caller=CALLER), LIBRARY_THEN_SURVEY, clock)
-    totals = counts(database_url)
+    await line.call(LIBRARY_THEN_SURVEY)
+    totals = line.counts()
     assert metric(totals, "sessions", service="") == 1
     assert metric(totals, "sessions", service="", gender="mujer", channel="voice") == 1
     assert metric(totals, "participants", service="", gender="mujer") == 1
@@ -115,63 +150,46 @@ async def test_a_call_is_counted_once_under_its_final_demographics(
     assert metric(totals, "answers", subject="genero", detail="mujer", service="survey") == 1
     assert not [key for key in totals if key[4] == "unknown"], "nothing is left in the group she left"
     for grain in ("day", "week"):
-        assert metric(counts(database_url, grain), "participants", service="") == 1
+        assert metric(line.counts(grain), "participants", service="") == 1
 
 
-async def test_completions_are_judged_from_the_call_timing(
-    client: httpx.AsyncClient,
-    signer: TwilioSigner,
-    flows: dict[str, FlowDefinition],
-    database_url: str,
-    clock: Clock,
-) -> None:
+async def test_completions_are_judged_from_the_call_timing(line: Line) -> None:
     """eia_1 skipped after 2 s is not heard to the end; eia_2 heard for 5 minutes, until she hangs up, is."""
-    phone = Call(client=client, signer=signer, flows=flows, caller=CALLER)
-    await call(phone, ["1", "1", "1", "2"], clock, waits={3: 2}, linger=300)
-    totals = counts(database_url)
+    await line.call(["1", "1", "1", "2"], waits={3: 2}, linger=300)
+    totals = line.counts()
     assert metric(totals, "voice_plays", subject="eia_1") == 1
     assert metric(totals, "completions", subject="eia_1") == 0
     assert metric(totals, "completions", subject="eia_2") == 1
 
 
-async def test_texted_messages_are_plays_without_completions(
-    client: httpx.AsyncClient, signer: TwilioSigner, database_url: str, clock: Clock
-) -> None:
+async def test_texted_messages_are_plays_without_completions(line: Line) -> None:
     """By SMS a message is sent, not listened to: it counts as a play, never as a voice play."""
-    phone = TextPhone(client=client, signer=signer, sender=CALLER)
-    for body in ["hola", "1", "1", "1"]:
-        await phone.text(body)
-    totals = counts(database_url)
+    await line.text(["hola", "1", "1", "1"])
+    totals = line.counts()
     assert metric(totals, "plays", subject="eia_1", channel="sms") == 1
     assert metric(totals, "voice_plays") == metric(totals, "completions") == 0
     assert metric(totals, "sessions", service="", channel="sms") == 1
 
 
-async def test_participants_are_distinct_and_returning_means_another_day(
-    client: httpx.AsyncClient,
-    signer: TwilioSigner,
-    flows: dict[str, FlowDefinition],
-    database_url: str,
-    clock: Clock,
-) -> None:
+async def test_participants_are_distinct_and_returning_means_another_day(line: Line) -> None:
     """Two calls today count one participant; once her first contact is 40 days back, she is returning."""
     for _ in range(2):
-        await call(Call(client=client, signer=signer, flows=flows, caller=CALLER), ["1"], clock)
-    totals = counts(database_url, "day")
+        await line.call(["1"])
+    totals = line.counts("day")
     assert metric(totals, "sessions", service="") == 2
     assert (metric(totals, "participants", service=""), metric(totals, "returning")) == (1, 0)
 
-    first_contact_long_ago(database_url)
-    await call(Call(client=client, signer=signer, flows=flows, caller=CALLER), ["1"], clock)
+    first_contact_long_ago(line.database_url)
+    await line.call(["1"])
     for grain in ("day", "week", "month"):
-        totals = counts(database_url, grain)
+        totals = line.counts(grain)
         assert metric(totals, "participants", service="") == 1, "still one person"
         assert metric(totals, "returning", service="") == 1, f"she came back on another day ({grain})"
 
-    forget_rollups(database_url)  # as if today were the first day of a new period for her
-    await call(Call(client=client, signer=signer, flows=flows, caller=CALLER), ["1"], clock)
+    forget_rollups(line.database_url)  # as if today were the first day of a new period for her
+    await line.call(["1"])
     for grain in ("day", "week", "month"):
-        totals = counts(database_url, grain)
+        totals = line.counts(grain)
         assert metric(totals, "participants", service="") == 1
         assert metric(totals, "returning", service="") == 1
         assert metric(totals, "new") == 0, "her first contact was in an earlier period"
@@ -192,65 +210,39 @@ def forget_rollups(database_url: str) -> None:
     engine = make_sync_engine(database_url)
     try:
         with engine.begin() as connection:
-            connection.execute(StatsCount.__table__.delete())
-            connection.execute(StatsMember.__table__.delete())
+            connection.execute(delete(StatsCount))
+            connection.execute(delete(StatsMember))
     finally:
         engine.dispose()
 
 
-async def test_a_withheld_number_counts_a_session_but_no_participant(
-    client: httpx.AsyncClient,
-    signer: TwilioSigner,
-    flows: dict[str, FlowDefinition],
-    database_url: str,
-    clock: Clock,
-) -> None:
+async def test_a_withheld_number_counts_a_session_but_no_participant(line: Line) -> None:
     """Nobody can be told apart without a pseudonym: the session counts, the participant cannot."""
-    await call(Call(client=client, signer=signer, flows=flows, caller="anonymous"), ["1"], clock)
-    totals = counts(database_url)
+    await line.call(["1"], caller="anonymous")
+    totals = line.counts()
     assert metric(totals, "sessions", service="") == 1
     assert metric(totals, "participants") == 0
 
 
-async def test_a_redelivered_step_is_not_counted_twice(
-    client: httpx.AsyncClient,
-    signer: TwilioSigner,
-    flows: dict[str, FlowDefinition],
-    database_url: str,
-    clock: Clock,
-) -> None:
+async def test_a_redelivered_step_is_not_counted_twice(line: Line) -> None:
     """Twilio sends the same step again: the stored answer is replayed and the counters do not move."""
-    phone = Call(client=client, signer=signer, flows=flows, caller=CALLER)
+    phone = line.phone()
     first = await phone.post("/twilio/voice", {"CallStatus": "ringing"})
     again = await phone.post("/twilio/voice", {"CallStatus": "ringing"})
     assert first.text == again.text
-    totals = counts(database_url)
+    totals = line.counts()
     assert metric(totals, "sessions", service="") == 1
     assert metric(totals, "participants", service="") == 1
 
 
-async def test_a_rebuild_from_stored_sessions_gives_the_same_counters(
-    client: httpx.AsyncClient,
-    signer: TwilioSigner,
-    flows: dict[str, FlowDefinition],
-    database_url: str,
-    clock: Clock,
-) -> None:
+async def test_a_rebuild_from_stored_sessions_gives_the_same_counters(line: Line) -> None:
     """Recounting everything stored (as after an upgrade) lands on exactly the live counters."""
-    await call(Call(client=client, signer=signer, flows=flows, caller=CALLER), LIBRARY_THEN_SURVEY, clock)
-    await call(
-        Call(client=client, signer=signer, flows=flows, caller="+51987000111"),
-        ["2", "1", "1", "2"],
-        clock,
-        waits={2: 90},
-        linger=200,
-    )
-    texter = TextPhone(client=client, signer=signer, sender="+51987000222")
-    for body in ["hola", "1", "2", "1", "2", "1", "1"]:
-        await texter.text(body)
-    live = {grain: counts(database_url, grain) for grain in ("day", "week", "month")}
+    await line.call(LIBRARY_THEN_SURVEY)
+    await line.call(["2", "1", "1", "2"], caller="+51987000111", waits={2: 90}, linger=200)
+    await line.text(["hola", "1", "2", "1", "2", "1", "1"], sender="+51987000222")
+    live = {grain: line.counts(grain) for grain in ("day", "week", "month")}
     assert metric(live["month"], "completions") >= 1, "the replay must judge timing like the live count"
-    async with sessions_for(database_url) as made:
-        assert await rebuild(made, flows, ZoneInfo("America/Lima")) == (3, 0)
-        assert await rebuild(made, flows, ZoneInfo("America/Lima")) == (3, 0)
-    assert {grain: counts(database_url, grain) for grain in ("day", "week", "month")} == live
+    async with sessions_for(line.database_url) as made:
+        assert await rebuild(made, line.flows, ZoneInfo("America/Lima")) == (3, 0)
+        assert await rebuild(made, line.flows, ZoneInfo("America/Lima")) == (3, 0)
+    assert {grain: line.counts(grain) for grain in ("day", "week", "month")} == live

@@ -12,8 +12,8 @@ from app.outbox.models import OutboxMessage
 from app.recordings.models import Recording
 from app.sessions.models import CallSession, Interaction, WebhookDelivery
 from app.sms.models import InboundMessage
-from app.stats.models import StatsCount, StatsMember
 from app.staff.models import StaffSession, StaffUser
+from app.stats.models import StatsCount, StatsMember
 from app.survey.models import Answer, ConsentCount, SurveyRun
 from app.throttle.models import ThrottleEvent
 
