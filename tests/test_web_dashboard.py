@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from playwright.sync_api import expect
 
 from app.settings import Settings
@@ -20,28 +19,21 @@ from app.web.dashboard import default_range
 from tests.browser import chromium, create_staff, new_page, require_chromium, sign_in
 from tests.conftest import AUTH_TOKEN
 from tests.server import running_service
-from tests.test_web_auth import MANAGER, PASSWORD, add_user, login, quiet
+from tests.test_web_auth import MANAGER, PASSWORD
+from tests.test_web_cases import web
 
 SURVEY = ["hola", "1", "2", "1"]
 """Spanish, the survey from the main menu, consent; the next answer is the gender."""
 ANSWERS = ["2", "1", "1", "2", "3", "4", "5", "1", "2", "*"]
 """Age 18-29, La Oroya, the seven perception questions, the open comment skipped."""
 SVG = re.compile(r"<svg .*?</svg>", re.DOTALL)
+__all__ = ["web"]  # the signed-in manager, shared with the case pages' tests
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """The smallest cell size allowed, so a handful of texts already publishes some figures."""
     return settings.model_copy(update={"stats_min_cell": 3})
-
-
-@pytest.fixture
-async def web(client: httpx.AsyncClient, app: FastAPI) -> httpx.AsyncClient:
-    """A manager signed in on a browser-like client."""
-    quiet(app)
-    await add_user(app)
-    assert (await login(client)).headers["location"] == "/cases"
-    return client
 
 
 async def text_survey(client: httpx.AsyncClient, signer: TwilioSigner, genders: list[str]) -> None:
