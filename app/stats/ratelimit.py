@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Final
 
 from fastapi import Depends, Request
-from sqlalchemy import delete, func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.apikeys.deps import StatsReader
@@ -16,7 +16,6 @@ from app.apikeys.models import ApiKey
 from app.db.base import utcnow
 from app.deps import SessionDep, SettingsDep
 from app.stats.errors import RateLimited
-from app.throttle.models import ThrottleEvent
 from app.throttle.service import ThrottleKeys, ThrottleService
 
 BUCKET: Final = "stats_api"
@@ -46,35 +45,18 @@ class RateLimit:
         # lock; SQLite transactions already take the write lock when they begin).
         await self.db.execute(select(ApiKey.id).where(ApiKey.id == api_key_id).with_for_update())
         value = str(api_key_id)
-        await self._forget_old(value)
+        # Only this key's rows: under the key's lock no other request touches them.
+        await self.throttle.prune_value(BUCKET, value, WINDOW)
         if await self.throttle.count(BUCKET, value, WINDOW) >= self.limit:
             raise RateLimited(self.limit, await self._retry_after(value))
         await self.throttle.record(BUCKET, value)
 
     async def _retry_after(self, value: str) -> int:
         """Whole seconds until the oldest counted request leaves the window (at least 1)."""
-        now = self.clock()
-        oldest = await self.db.scalar(
-            select(func.min(ThrottleEvent.created_at)).where(
-                ThrottleEvent.bucket == BUCKET,
-                ThrottleEvent.key == self.keys(BUCKET, value),
-                ThrottleEvent.created_at >= now - WINDOW,
-            )
-        )
+        oldest = await self.throttle.oldest(BUCKET, value, WINDOW)
         if oldest is None:  # pragma: no cover - only reached when the window holds `limit` requests
             return math.ceil(WINDOW.total_seconds())
-        return max(1, math.ceil((oldest + WINDOW - now).total_seconds()))
-
-    async def _forget_old(self, value: str) -> None:
-        # Only this key's rows: under the key's lock no other request touches them, so pruning never
-        # waits on (or deadlocks with) another key's request.
-        await self.db.execute(
-            delete(ThrottleEvent).where(
-                ThrottleEvent.bucket == BUCKET,
-                ThrottleEvent.key == self.keys(BUCKET, value),
-                ThrottleEvent.created_at < self.clock() - WINDOW,
-            )
-        )
+        return max(1, math.ceil((oldest + WINDOW - self.clock()).total_seconds()))
 
 
 async def limited_reader(key: StatsReader, request: Request, db: SessionDep, settings: SettingsDep) -> ApiKey:

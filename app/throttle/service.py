@@ -51,6 +51,14 @@ class ThrottleService:
         """Attempts for ``value`` in ``bucket`` within the last ``window``."""
         return await self.events.count_since(bucket, self.keys(bucket, value), self.clock() - window)
 
+    async def oldest(self, bucket: str, value: str, window: timedelta) -> datetime | None:
+        """When the earliest attempt for ``value`` still within ``window`` was made."""
+        return await self.events.oldest_since(bucket, self.keys(bucket, value), self.clock() - window)
+
+    async def prune_value(self, bucket: str, value: str, window: timedelta) -> None:
+        """Delete ``value``'s attempts older than ``window`` in the bucket."""
+        await self.events.delete_key_before(bucket, self.keys(bucket, value), self.clock() - window)
+
     async def prune(self, bucket: str, window: timedelta) -> int:
         """Delete the bucket's attempts older than ``window``: they can no longer count."""
         return await self.events.delete_before(bucket, self.clock() - window)
