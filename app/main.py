@@ -19,6 +19,7 @@ from app.db.engine import make_async_engine, make_sessionmaker
 from app.floip.endpoints import router as floip_router
 from app.flows.loader import FlowLoadError, load_flows
 from app.logs import configure_logging
+from app.metrics import add_metrics
 from app.outbox.endpoints import router as outbox_router
 from app.privacy.pseudonym import Pseudonymizer
 from app.settings import ConfigurationError, Settings, get_settings
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_stats_error_handler(app)
     document_examples(app)
     add_web(app, settings)
+    add_metrics(app)
     return app
 
 
