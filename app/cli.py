@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -53,6 +55,8 @@ def serve(
 
     settings = get_settings()
     _check_startup()
+    if workers > 1:
+        share_metrics()
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -64,6 +68,15 @@ def serve(
         forwarded_allow_ips="*",
         log_level=settings.log_level.lower(),
     )
+
+
+def share_metrics() -> None:
+    """Let every worker's `/metrics` add up all workers' figures, in a folder emptied now."""
+    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="rimay-metrics-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):  # a previous run's figures would be added to this one's
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)  # the workers inherit it
 
 
 @app.command()
