@@ -1,0 +1,413 @@
+"""Benchmark the webhooks: simulated callers walk the real service under uvicorn, against a bare floor.
+
+Usage: .venv/bin/python scripts/bench_webhooks.py [--quick] [--seconds 20] [--callers 50]
+       [--configs sqlite/1,postgres/1,postgres/2]
+       [--database-url postgresql://user@host/db | --start-postgres]
+
+Per configuration (database / uvicorn workers) a fresh, migrated database is served on loopback by
+``uvicorn --factory app.main:create_app`` (as `rimay serve` runs it). C callers walk the hotline by
+signed webhooks, following the action URLs in the TwiML (library, survey, question-line and SMS
+journeys, from synthetic numbers +5190xxxxxxx). Then a bare FastAPI app that returns a constant TwiML
+document is driven by the same callers under the same uvicorn settings. Last, the database dump, every
+data file and the server logs are searched for every number used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI, Response
+from twilio.twiml.voice_response import VoiceResponse
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+
+from app.db.engine import is_sqlite  # noqa: E402
+from app.flows.loader import load_flows  # noqa: E402
+from app.simulator import TwilioSigner  # noqa: E402
+from scripts._webhook_walks import (  # noqa: E402
+    Caller,
+    Hotline,
+    Tally,
+    caller_loop,
+    evidence,
+    privacy_hits,
+    timed,
+)
+from scripts.bench_stats import fresh_database  # noqa: E402
+
+AUTH_TOKEN = "bench-auth-token-0123456789abcdef"  # noqa: S105 - loopback only, thrown away after the run
+START_TIMEOUT = 60.0
+QUICK = {"seconds": 5, "callers": 10, "warmup": 1}
+
+
+def floor_app() -> FastAPI:
+    """The floor: a bare FastAPI app answering every webhook with the same TwiML menu (uvicorn factory)."""
+    reply = VoiceResponse()
+    gather = reply.gather(action="/twilio/voice/sessions/floor/steps/1", num_digits=1, timeout=6)
+    gather.say("Menú principal. Para escuchar sus derechos e información, marque 1.", language="es-MX")
+    reply.redirect("/twilio/voice/sessions/floor/steps/1")
+    body = str(reply)
+    app = FastAPI()
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/{path:path}")
+    async def constant(path: str) -> Response:
+        return Response(body, media_type="application/xml")
+
+    return app
+
+
+@dataclass(frozen=True)
+class Config:
+    """One configuration: the database kind and the number of uvicorn workers."""
+
+    database: str
+    workers: int
+
+    @property
+    def label(self) -> str:
+        """e.g. postgres/2."""
+        return f"{self.database}/{self.workers}"
+
+
+@dataclass(frozen=True)
+class Options:
+    """What to run."""
+
+    configs: tuple[Config, ...]
+    seconds: float
+    warmup: float
+    callers: int
+    seed: int
+    database_url: str | None
+    start_postgres: bool
+
+
+@dataclass(frozen=True)
+class Stats:
+    """One app's figures over the measured window (latencies in ms)."""
+
+    steps: int
+    per_second: float
+    p50: float
+    p95: float
+    p99: float
+    errors: int
+    rss_mb: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Result:
+    """One configuration: Rimay, the floor, what was walked and the privacy scan."""
+
+    config: Config
+    rimay: Stats
+    floor: Stats
+    tally: Tally
+    scanned_bytes: int
+
+
+def percentile(ordered: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of sorted values (0 for none)."""
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
+
+
+def summarize(tally: Tally, started: float, options: Options, rss_mb: tuple[int, ...]) -> Stats:
+    """Steps finished inside the measured window (after the warm-up), their rate and latency."""
+    begin = started + options.warmup
+    end = begin + options.seconds
+    window = sorted(latency * 1000 for finished, latency in tally.samples if begin <= finished <= end)
+    return Stats(
+        steps=len(window), per_second=len(window) / options.seconds, p50=percentile(window, 0.50),
+        p95=percentile(window, 0.95), p99=percentile(window, 0.99), errors=tally.errors, rss_mb=rss_mb,
+    )  # fmt: skip
+
+
+def service_env(url: str, data_dir: Path, base_url: str) -> dict[str, str]:
+    """The environment of `rimay serve`: the database, fixed secrets, the shipped flows, INFO logs."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("RIMAY_")}
+    metrics = data_dir / "metrics"
+    metrics.mkdir(parents=True, exist_ok=True)
+    return environment | {
+        "PYTHONPATH": str(ROOT), "RIMAY_DATA_DIR": str(data_dir), "RIMAY_DATABASE_URL": url,
+        "RIMAY_PUBLIC_BASE_URL": base_url, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "RIMAY_LOG_LEVEL": "INFO",
+        "RIMAY_SECRET_KEY": "bench-secret-key-" + "x" * 32, "RIMAY_CONTACT_KEY": "bench-contact-" + "y" * 32,
+        "RIMAY_FLOWS_DIR": str(ROOT / "voice_flows"), "RIMAY_AUDIO_DIR": str(ROOT / "audio"),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+    }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Served:
+    """A running uvicorn: where it answers and its parent process."""
+
+    base_url: str
+    process: subprocess.Popen[bytes]
+
+
+@contextmanager
+def serving(factory: str, workers: int, env: dict[str, str], log_path: Path, port: int) -> Iterator[Served]:
+    """uvicorn with `rimay serve`'s settings on a loopback port; stopped (SIGINT) on exit."""
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers), "--proxy-headers", "--forwarded-allow-ips", "*", "--log-level", "info",
+    ]  # fmt: skip
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command, env=env, cwd=log_path.parent, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            base_url = f"http://127.0.0.1:{port}"
+            wait_healthy(base_url, process, log_path)
+            yield Served(base_url, process)
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_healthy(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    """Wait until /healthz answers 200; stop the benchmark with the log if the server exits or never does."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited during start-up:\n{log_path.read_text(errors='replace')}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"the server did not become healthy in {START_TIMEOUT:.0f} s")
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    import socket
+
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def peak_rss_mb(parent: int) -> tuple[int, ...]:
+    """Each uvicorn worker's peak resident memory (VmHWM), in MB; one worker is the parent itself."""
+    workers = [pid for pid in _children(parent) if b"spawn_main" in _read(f"/proc/{pid}/cmdline")]
+    peaks = []
+    for pid in workers or [parent]:
+        match = re.search(rb"VmHWM:\s+(\d+) kB", _read(f"/proc/{pid}/status"))
+        if match:
+            peaks.append(round(int(match[1]) / 1024))
+    return tuple(peaks)
+
+
+def _children(parent: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        fields = _read(str(stat)).rsplit(b")", 1)[-1].split()
+        if len(fields) > 1 and fields[1] == str(parent).encode():
+            children.append(int(stat.parent.name))
+    return children
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError:  # the process ended meanwhile
+        return b""
+
+
+def client(base_url: str, callers: int) -> httpx.AsyncClient:
+    """One keep-alive connection per caller, as Twilio's many fetchers would hold."""
+    limits = httpx.Limits(max_connections=callers, max_keepalive_connections=callers)
+    return httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits)
+
+
+async def drive_rimay(base_url: str, hotline: Hotline, options: Options) -> tuple[Tally, float]:
+    """C callers walk the hotline until the warm-up and the measured time are over."""
+    tally = Tally()
+    started = time.perf_counter()
+    until = started + options.warmup + options.seconds
+    async with client(base_url, options.callers) as http:
+        callers = [Caller(index, options.seed) for index in range(options.callers)]
+        await asyncio.gather(*(caller_loop(http, hotline, caller, tally, until) for caller in callers))
+    return tally, started
+
+
+async def drive_floor(base_url: str, signer: TwilioSigner, options: Options) -> tuple[Tally, float]:
+    """The same number of callers post signed voice steps to the floor as fast as it answers."""
+    tally = Tally()
+    path = "/twilio/voice/sessions/floor/steps/1"
+    params = {"CallSid": "CA" + "0" * 32, "AccountSid": "AC" + "0" * 32, "Digits": "1", "To": "+15005550006"}
+    started = time.perf_counter()
+    until = started + options.warmup + options.seconds
+
+    async def loop(http: httpx.AsyncClient) -> None:
+        while time.perf_counter() < until:
+            headers = signer.headers(signer.public(path), params)  # the caller's signing cost, as above
+            response = await timed(tally, "floor", http.post(path, data=params, headers=headers))
+            if response is not None and "<Gather" not in response.text:
+                tally.fail("floor: not the constant TwiML")
+
+    async with client(base_url, options.callers) as http:
+        await asyncio.gather(*(loop(http) for _ in range(options.callers)))
+    return tally, started
+
+
+def run_config(config: Config, options: Options, server_url: str | None, folder: Path) -> Result:
+    """Serve a fresh database, drive Rimay, then the floor, then scan for numbers."""
+    flows = load_flows(ROOT / "voice_flows")
+    data_dir = folder / "data"
+    with fresh_database(server_url if config.database == "postgres" else None, config.workers, folder) as url:
+        port = free_port()
+        env = service_env(url, data_dir, f"http://127.0.0.1:{port}")
+        with serving("app.main:create_app", config.workers, env, folder / "rimay.log", port) as served:
+            hotline = Hotline.of(TwilioSigner(AUTH_TOKEN, served.base_url), flows, "hotline")
+            tally, started = asyncio.run(drive_rimay(served.base_url, hotline, options))
+            rimay = summarize(tally, started, options, peak_rss_mb(served.process.pid))
+        floor = "scripts.bench_webhooks:floor_app"
+        with serving(floor, config.workers, env, folder / "floor.log", free_port()) as served:
+            signer = TwilioSigner(AUTH_TOKEN, served.base_url)
+            floor_tally, floor_started = asyncio.run(drive_floor(served.base_url, signer, options))
+            floor_stats = summarize(floor_tally, floor_started, options, peak_rss_mb(served.process.pid))
+        blobs = evidence(url, folder)
+    found = privacy_hits(tally.numbers, blobs)
+    if found:
+        raise SystemExit(
+            f"privacy scan: {len(tally.numbers)} numbers, {len(found)} FOUND in {', '.join(found)}"
+        )
+    return Result(config, rimay, floor_stats, tally, sum(len(blob) for blob in blobs.values()))
+
+
+def _row(name: str, stats: Stats) -> str:
+    rss = " / ".join(str(mb) for mb in stats.rss_mb) or "?"
+    return (
+        f"| {name} | {stats.per_second:,.1f} | {stats.p50:.1f} | {stats.p95:.1f} | {stats.p99:.1f} "
+        f"| {stats.errors} | {rss} |"
+    )
+
+
+def report(results: Sequence[Result], options: Options) -> str:
+    """A markdown table per configuration, the ratios to the floor, what was walked and the scan."""
+    lines: list[str] = []
+    for result in results:
+        rimay, floor, tally = result.rimay, result.floor, result.tally
+        throughput = rimay.per_second / floor.per_second if floor.per_second else 0.0
+        p99 = rimay.p99 / floor.p99 if floor.p99 else 0.0
+        walks = ", ".join(f"{name} {count}" for name, count in sorted(tally.walks.items()))
+        lines += [
+            f"{result.config.label}: {options.callers} callers, {options.seconds:g} s measured "
+            f"after {options.warmup:g} s warm-up",
+            "",
+            "| app | steps/s | p50 ms | p95 ms | p99 ms | errors | peak RSS per worker MB |",
+            "|---|---|---|---|---|---|---|",
+            _row("Rimay", rimay),
+            _row("bare FastAPI floor", floor),
+            "",
+            f"ratio to the floor: throughput {throughput:.2f}, p99 {p99:.2f}x",
+            f"walks: {walks}; unrecognised screens: {tally.unrecognised}",
+            *(f"error: {sample}" for sample in tally.error_samples),
+            f"privacy scan: {len(tally.numbers)} numbers, 0 found "
+            f"({result.scanned_bytes / 1e6:.1f} MB of database dump, data files and server logs)",
+            "",
+        ]
+    return "\n".join(lines).rstrip()
+
+
+def bench(options: Options) -> list[Result]:
+    """Run every configuration (starting a throwaway PostgreSQL if asked)."""
+    server_url, stop = options.database_url, None
+    if options.start_postgres:
+        from tests.pg import find_postgres, start_postgres
+
+        binaries = find_postgres()
+        if binaries is None:
+            raise SystemExit("--start-postgres: no PostgreSQL binaries under /usr/lib/postgresql")
+        server = start_postgres(binaries, Path(tempfile.gettempdir()))
+        server_url, stop = server.url_for("postgres"), server.stop
+    try:
+        results = []
+        for config in options.configs:
+            with tempfile.TemporaryDirectory(prefix="rimay-bench-webhooks-") as temp:
+                results.append(run_config(config, options, server_url, Path(temp)))
+                print(f"{config.label} done", file=sys.stderr)
+        return results
+    finally:
+        if stop is not None:
+            stop()
+
+
+def parse(argv: Sequence[str] | None) -> Options:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--configs", help="database/workers, comma-separated (default sqlite/1, and "
+                        "postgres/1,postgres/2 with a PostgreSQL)")  # fmt: skip
+    parser.add_argument("--seconds", type=float, help="measured time per app and configuration (default 20)")
+    parser.add_argument("--warmup", type=float, help="unmeasured seconds first (default 2)")
+    parser.add_argument("--callers", type=int, help="concurrent simulated callers (default 50)")
+    parser.add_argument("--quick", action="store_true", help="5 s, 10 callers, 1 s warm-up")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--database-url", help="a PostgreSQL server URL; a database is created per configuration"
+    )
+    parser.add_argument("--start-postgres", action="store_true", help="start a throwaway PostgreSQL")
+    args = parser.parse_args(argv)
+    defaults = QUICK if args.quick else {"seconds": 20, "callers": 50, "warmup": 2}
+    seconds = defaults["seconds"] if args.seconds is None else args.seconds
+    warmup = defaults["warmup"] if args.warmup is None else args.warmup
+    callers = defaults["callers"] if args.callers is None else args.callers
+    if seconds <= 0 or warmup < 0 or callers < 1:
+        parser.error("--seconds must be above 0, --warmup at least 0, --callers at least 1")
+    if args.database_url and (args.start_postgres or is_sqlite(args.database_url)):
+        parser.error("--database-url takes a PostgreSQL server URL, without --start-postgres")
+    postgres = bool(args.database_url or args.start_postgres)
+    configs = _configs(parser, args.configs or ("sqlite/1,postgres/1,postgres/2" if postgres else "sqlite/1"))
+    if not postgres and any(config.database == "postgres" for config in configs):
+        parser.error("postgres configurations need --database-url or --start-postgres")
+    return Options(configs, seconds, warmup, callers, args.seed, args.database_url, args.start_postgres)
+
+
+def _configs(parser: argparse.ArgumentParser, text: str) -> tuple[Config, ...]:
+    configs = []
+    for part in text.split(","):
+        match = re.fullmatch(r"(sqlite|postgres)/([1-9]\d?)", part.strip())
+        if match is None:
+            parser.error(f"--configs takes database/workers like sqlite/1 or postgres/2, not {part!r}")
+        if match[1] == "sqlite" and match[2] != "1":
+            parser.error("SQLite is served by one worker only (use postgres/N for more)")
+        configs.append(Config(match[1], int(match[2])))
+    return tuple(configs)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print the tables."""
+    options = parse(argv)
+    print(report(bench(options), options))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,139 @@
+"""The webhook benchmark: real uvicorn, signed walks, the bare floor, and the privacy scan after load."""
+
+from __future__ import annotations
+
+import os
+import re
+from random import Random
+
+import httpx
+import pytest
+
+from app.flows.model import FlowDefinition
+from app.simulator import Screen, TwilioSigner, Verb
+from scripts._webhook_walks import Chooser, Hotline, Tally, privacy_hits
+from scripts.bench_webhooks import Config, floor_app, main, parse, peak_rss_mb, percentile
+
+NUMBER = "+51901234567"
+
+
+def test_a_tiny_run_prints_the_table_with_no_error_and_no_number_found(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--seconds", "3", "--callers", "4", "--warmup", "1"]) == 0
+
+    printed = capsys.readouterr().out
+    assert "| app | steps/s | p50 ms | p95 ms | p99 ms | errors | peak RSS per worker MB |" in printed
+    row = r"\| ([\d,]+\.\d) \| (\d+\.\d) \| \d+\.\d \| (\d+\.\d) \| (\d+) \| (\d+) \|"
+    rimay = re.search(rf"^\| Rimay {row}$", printed, re.MULTILINE)
+    floor = re.search(rf"^\| bare FastAPI floor {row}$", printed, re.MULTILINE)
+    assert rimay is not None, printed
+    assert floor is not None, printed
+    assert float(rimay[1].replace(",", "")) > 0
+    assert float(floor[1].replace(",", "")) > 0
+    assert rimay[4] == "0", printed  # no error on either app
+    assert floor[4] == "0", printed
+    assert int(rimay[5]) > 50  # the worker's peak RSS in MB, read from /proc
+    assert re.search(r"^ratio to the floor: throughput \d+\.\d\d, p99 \d+\.\d\dx$", printed, re.MULTILINE)
+    walks = re.search(
+        r"^walks: library (\d+), questions (\d+), sms (\d+), survey (\d+)", printed, re.MULTILINE
+    )
+    assert walks is not None, printed
+    assert sum(map(int, walks.groups())) > 0
+    assert "error:" not in printed
+    assert re.search(r"^privacy scan: [1-9]\d* numbers, 0 found \(\d+\.\d MB", printed, re.MULTILINE)
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [NUMBER, NUMBER[1:], NUMBER[3:], "%2B" + NUMBER[1:], "901 234 567", "901-234-567"],
+)
+def test_the_privacy_scan_finds_a_number_in_every_spelling(spelling: str) -> None:
+    blob = f"INFO webhook From={spelling}&To=x".encode()
+
+    assert privacy_hits({NUMBER}, {"server.log": blob, "clean": b"pseudonym 9a0f12"}) == ["server.log (1)"]
+
+
+def test_the_privacy_scan_passes_other_digits() -> None:
+    blobs = {"dump": b"901234568 +51901234566 90123456 901 234 56 8"}
+
+    assert privacy_hits({NUMBER}, blobs) == []
+
+
+def test_percentile_is_the_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+
+    assert (percentile(values, 0.5), percentile(values, 0.99), percentile([], 0.5)) == (50.0, 99.0, 0.0)
+
+
+async def test_the_floor_answers_every_post_with_the_same_twiml() -> None:
+    transport = httpx.ASGITransport(app=floor_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://floor") as client:
+        first = await client.post("/twilio/voice", data={"Digits": "1"})
+        second = await client.post("/twilio/voice/sessions/x/steps/3")
+
+    assert first.status_code == second.status_code == 200
+    assert first.text == second.text
+    assert "<Gather" in first.text
+    assert first.headers["content-type"].startswith("application/xml")
+
+
+def test_a_single_process_reports_its_own_peak_rss() -> None:
+    [mb] = peak_rss_mb(os.getpid())
+
+    assert mb > 10
+
+
+def test_callers_recognise_the_node_behind_a_screen(flows: dict[str, FlowDefinition]) -> None:
+    hotline = Hotline.of(TwilioSigner("token", "http://bench"), flows, "hotline")
+    main_menu = flows["hotline"].node("main").prompt["es"]
+    screen = Screen(prompts=[Verb("say", "Esa opción no es válida."), Verb("say", main_menu)])
+
+    assert hotline.node_of(screen) == "main"
+    assert hotline.node_of(Screen(prompts=[Verb("say", "no such prompt")])) is None
+    chooser = Chooser(hotline, "survey", Random(1))
+    assert chooser.key("language") == "1"
+    assert chooser.key("main") == "2"  # the survey's key on the posters
+    assert chooser.key("main") is None  # back at the main menu: she hangs up
+
+
+def test_a_tally_keeps_only_the_first_errors() -> None:
+    tally = Tally()
+    for index in range(8):
+        tally.fail(f"voice answered {500 + index}")
+
+    assert tally.errors == 8
+    assert tally.error_samples == [f"voice answered {500 + index}" for index in range(5)]
+
+
+def test_options_and_their_defaults() -> None:
+    assert parse([]).configs == (Config("sqlite", 1),)
+    default = parse([])
+    assert (default.seconds, default.callers, default.warmup) == (20, 50, 2)
+    quick = parse(["--quick"])
+    assert (quick.seconds, quick.callers, quick.warmup) == (5, 10, 1)
+    with_pg = parse(["--database-url", "postgresql://postgres@127.0.0.1/postgres"])
+    assert [config.label for config in with_pg.configs] == ["sqlite/1", "postgres/1", "postgres/2"]
+    assert parse(["--start-postgres", "--configs", "postgres/2"]).configs == (Config("postgres", 2),)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--seconds", "0"],
+        ["--warmup", "-1"],
+        ["--callers", "0"],
+        ["--configs", "mysql/1"],
+        ["--configs", "sqlite/0"],
+        ["--configs", "sqlite/2"],
+        ["--configs", "postgres/1"],
+        ["--database-url", "sqlite:///x.db"],
+        ["--database-url", "postgresql://h/db", "--start-postgres"],
+    ],
+)
+def test_bad_options_are_refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse(argv)
+
+    assert exit_info.value.code == 2
+    assert "error:" in capsys.readouterr().err
