@@ -10,6 +10,14 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+POSTGRES_CONNECT_ARGS: dict[str, Any] = {
+    # Without these a dead or firewalled server holds a request for the OS's TCP timeouts (minutes).
+    "connect_timeout": 3,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 
 def async_url(url: str) -> URL:
@@ -39,7 +47,7 @@ def make_async_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An engine for the web app and the worker."""
     target = async_url(url)
     _ensure_sqlite_dir(target)
-    engine = create_async_engine(target, **kwargs)
+    engine = create_async_engine(target, **_with_timeouts(target, kwargs))
     if is_sqlite(target):
         _configure_sqlite(engine.sync_engine)
     return engine
@@ -49,7 +57,7 @@ def make_sync_engine(url: str, **kwargs: Any) -> Engine:
     """A blocking engine for migrations and command-line tools."""
     target = sync_url(url)
     _ensure_sqlite_dir(target)
-    engine = create_engine(target, **kwargs)
+    engine = create_engine(target, **_with_timeouts(target, kwargs))
     if is_sqlite(target):
         _configure_sqlite(engine)
     return engine
@@ -58,6 +66,14 @@ def make_sync_engine(url: str, **kwargs: Any) -> Engine:
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded objects usable after commit (we commit before rendering TwiML)."""
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def _with_timeouts(url: URL, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """PostgreSQL connections give up on a dead server in seconds; the URL's and caller's own settings win."""
+    if is_sqlite(url):
+        return kwargs
+    defaults = {key: value for key, value in POSTGRES_CONNECT_ARGS.items() if key not in url.query}
+    return {**kwargs, "connect_args": {**defaults, **kwargs.get("connect_args", {})}}
 
 
 def _ensure_sqlite_dir(url: URL) -> None:

@@ -13,6 +13,13 @@ from fastapi.routing import APIRoute
 from twilio.twiml.messaging_response import MessagingResponse
 
 from app.errors import RimayError, SessionNotFound
+from app.webhooks.outage import (
+    DEADLINE_SECONDS,
+    is_database_outage,
+    request_voice_apology,
+    sms_apology,
+    within,
+)
 
 log = logging.getLogger(__name__)
 TWIML = "application/xml"
@@ -35,11 +42,18 @@ class GuardedRoute(APIRoute):
             except RimayError as error:
                 log.warning("webhook %s refused: %s", request.url.path, error.code)
                 return self.refused(request, error)
-            except Exception:
-                log.exception("webhook %s failed", request.url.path)
-                return self.failed(request)
+            except Exception as error:
+                return self._failure(request, error)
 
         return handler
+
+    def _failure(self, request: Request, error: Exception) -> Response:
+        if is_database_outage(error):
+            # One line, not a traceback per request: an outage makes every webhook fail alike.
+            log.error("webhook %s: database unavailable (%s)", request.url.path, type(error).__name__)
+            return self.unavailable(request)
+        log.error("webhook %s failed", request.url.path, exc_info=error)
+        return self.failed(request)
 
     def malformed(self, request: Request) -> Response:
         """The answer to a request whose fields do not validate."""
@@ -53,9 +67,27 @@ class GuardedRoute(APIRoute):
         """The answer to an unexpected failure (already logged with its traceback, numbers masked)."""
         return JSONResponse({"error": "temporarily_unavailable"}, status_code=503)
 
+    def unavailable(self, request: Request) -> Response:
+        """The answer when the database is unreachable or too slow; by default the same as a failure."""
+        return self.failed(request)
+
 
 class TwimlRoute(GuardedRoute):
     """Errors become the app's TwiML apology (in Spanish and Quechua) instead of Twilio's English one."""
+
+    deadline = DEADLINE_SECONDS
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        guarded = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            answer = await within(lambda: guarded(request), self.deadline)
+            if answer is not None:
+                return answer
+            log.error("webhook %s: no answer within %.1f s, database hung?", request.url.path, self.deadline)
+            return self.unavailable(request)
+
+        return handler
 
     def malformed(self, request: Request) -> Response:
         """A 4xx, still with spoken TwiML."""
@@ -68,6 +100,12 @@ class TwimlRoute(GuardedRoute):
     def failed(self, request: Request) -> Response:
         """Twilio plays only a 2xx answer, so a bug still gets a spoken apology."""
         return _apology(request, 200)
+
+    def unavailable(self, request: Request) -> Response:
+        """The database is down: the shipped apology and a hang-up, or a short text in both languages."""
+        if request.url.path.startswith("/twilio/sms"):
+            return Response(content=sms_apology(), media_type=TWIML)
+        return Response(content=request_voice_apology(request), media_type=TWIML)
 
 
 def _fields(error: RequestValidationError) -> str:
