@@ -24,11 +24,13 @@ from app.outbox.endpoints import router as outbox_router
 from app.privacy.pseudonym import Pseudonymizer
 from app.settings import ConfigurationError, Settings, get_settings
 from app.sms.endpoints import router as sms_router
+from app.sms.fallback import router as sms_fallback_router
 from app.stats.endpoints import document_examples
 from app.stats.endpoints import router as stats_router
 from app.stats.errors import add_stats_error_handler
 from app.throttle.service import ThrottleKeys
 from app.voice.endpoints import router as voice_router
+from app.voice.fallback import router as voice_fallback_router
 from app.voice.twiml import VoiceRenderer
 from app.web.setup import add_web
 
@@ -74,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.contact_cipher = cipher
     app.include_router(voice_router)
     app.include_router(sms_router)
+    app.include_router(voice_fallback_router)
+    app.include_router(sms_fallback_router)
     app.include_router(audio_router)
     app.include_router(cases_router)
     app.include_router(outbox_router)
