@@ -19,13 +19,14 @@ import asyncio
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,7 @@ from scripts._webhook_walks import (  # noqa: E402
 from scripts.bench_stats import fresh_database  # noqa: E402
 
 AUTH_TOKEN = "bench-auth-token-0123456789abcdef"  # noqa: S105 - loopback only, thrown away after the run
+ACCOUNT_SID = "AC" + "0" * 32  # the simulator's: recordings it reports are on this account
 START_TIMEOUT = 60.0
 QUICK = {"seconds": 5, "callers": 10, "warmup": 1}
 
@@ -99,6 +101,7 @@ class Options:
     seed: int
     database_url: str | None
     start_postgres: bool
+    keep: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,8 @@ def service_env(url: str, data_dir: Path, base_url: str) -> dict[str, str]:
         "PYTHONPATH": str(ROOT), "RIMAY_DATA_DIR": str(data_dir), "RIMAY_DATABASE_URL": url,
         "RIMAY_PUBLIC_BASE_URL": base_url, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "RIMAY_LOG_LEVEL": "INFO",
         "RIMAY_SECRET_KEY": "bench-secret-key-" + "x" * 32, "RIMAY_CONTACT_KEY": "bench-contact-" + "y" * 32,
-        "RIMAY_FLOWS_DIR": str(ROOT / "voice_flows"), "RIMAY_AUDIO_DIR": str(ROOT / "audio"),
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "RIMAY_FLOWS_DIR": str(ROOT / "voice_flows"),
+        "RIMAY_AUDIO_DIR": str(ROOT / "audio"),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics),
     }  # fmt: skip
 
@@ -240,10 +244,19 @@ def _read(path: str) -> bytes:
         return b""
 
 
-def client(base_url: str, callers: int) -> httpx.AsyncClient:
-    """One keep-alive connection per caller, as Twilio's many fetchers would hold."""
-    limits = httpx.Limits(max_connections=callers, max_keepalive_connections=callers)
-    return httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits)
+@asynccontextmanager
+async def clients(base_url: str, count: int) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """A client with one keep-alive connection per caller, as Twilio's many fetchers hold.
+
+    One shared pool of C connections costs the client milliseconds of CPU per request at C=50
+    (httpcore scans its pool), which would make the client, not the server, the bottleneck.
+    """
+    async with AsyncExitStack() as stack:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        yield [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits))
+            for _ in range(count)
+        ]
 
 
 async def drive_rimay(base_url: str, hotline: Hotline, options: Options) -> tuple[Tally, float]:
@@ -251,9 +264,14 @@ async def drive_rimay(base_url: str, hotline: Hotline, options: Options) -> tupl
     tally = Tally()
     started = time.perf_counter()
     until = started + options.warmup + options.seconds
-    async with client(base_url, options.callers) as http:
+    async with clients(base_url, options.callers) as https:
         callers = [Caller(index, options.seed) for index in range(options.callers)]
-        await asyncio.gather(*(caller_loop(http, hotline, caller, tally, until) for caller in callers))
+        await asyncio.gather(
+            *(
+                caller_loop(http, hotline, caller, tally, until)
+                for http, caller in zip(https, callers, strict=True)
+            )
+        )
     return tally, started
 
 
@@ -272,8 +290,8 @@ async def drive_floor(base_url: str, signer: TwilioSigner, options: Options) -> 
             if response is not None and "<Gather" not in response.text:
                 tally.fail("floor: not the constant TwiML")
 
-    async with client(base_url, options.callers) as http:
-        await asyncio.gather(*(loop(http) for _ in range(options.callers)))
+    async with clients(base_url, options.callers) as https:
+        await asyncio.gather(*(loop(http) for http in https))
     return tally, started
 
 
@@ -352,12 +370,24 @@ def bench(options: Options) -> list[Result]:
         results = []
         for config in options.configs:
             with tempfile.TemporaryDirectory(prefix="rimay-bench-webhooks-") as temp:
-                results.append(run_config(config, options, server_url, Path(temp)))
+                try:
+                    results.append(run_config(config, options, server_url, Path(temp)))
+                finally:
+                    keep_logs(Path(temp), config, options.keep)
                 print(f"{config.label} done", file=sys.stderr)
         return results
     finally:
         if stop is not None:
             stop()
+
+
+def keep_logs(folder: Path, config: Config, keep: Path | None) -> None:
+    """Copy the servers' logs (e.g. to see what an error was) as <database>-<workers>-<app>.log."""
+    if keep is None:
+        return
+    keep.mkdir(parents=True, exist_ok=True)
+    for log in folder.glob("*.log"):
+        shutil.copyfile(log, keep / f"{config.database}-{config.workers}-{log.name}")
 
 
 def parse(argv: Sequence[str] | None) -> Options:
@@ -374,6 +404,7 @@ def parse(argv: Sequence[str] | None) -> Options:
         "--database-url", help="a PostgreSQL server URL; a database is created per configuration"
     )
     parser.add_argument("--start-postgres", action="store_true", help="start a throwaway PostgreSQL")
+    parser.add_argument("--keep", type=Path, help="copy the server logs into this folder")
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else {"seconds": 20, "callers": 50, "warmup": 2}
     seconds = defaults["seconds"] if args.seconds is None else args.seconds
@@ -387,7 +418,9 @@ def parse(argv: Sequence[str] | None) -> Options:
     configs = _configs(parser, args.configs or ("sqlite/1,postgres/1,postgres/2" if postgres else "sqlite/1"))
     if not postgres and any(config.database == "postgres" for config in configs):
         parser.error("postgres configurations need --database-url or --start-postgres")
-    return Options(configs, seconds, warmup, callers, args.seed, args.database_url, args.start_postgres)
+    return Options(
+        configs, seconds, warmup, callers, args.seed, args.database_url, args.start_postgres, args.keep
+    )
 
 
 def _configs(parser: argparse.ArgumentParser, text: str) -> tuple[Config, ...]:

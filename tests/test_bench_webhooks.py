@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from random import Random
 
 import httpx
@@ -18,9 +19,9 @@ NUMBER = "+51901234567"
 
 
 def test_a_tiny_run_prints_the_table_with_no_error_and_no_number_found(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    assert main(["--seconds", "3", "--callers", "4", "--warmup", "1"]) == 0
+    assert main(["--seconds", "3", "--callers", "4", "--warmup", "1", "--keep", str(tmp_path)]) == 0
 
     printed = capsys.readouterr().out
     assert "| app | steps/s | p50 ms | p95 ms | p99 ms | errors | peak RSS per worker MB |" in printed
@@ -42,6 +43,11 @@ def test_a_tiny_run_prints_the_table_with_no_error_and_no_number_found(
     assert sum(map(int, walks.groups())) > 0
     assert "error:" not in printed
     assert re.search(r"^privacy scan: [1-9]\d* numbers, 0 found \(\d+\.\d MB", printed, re.MULTILINE)
+    # The log scanned is the service's real access log, with every kind of webhook in it.
+    log = (tmp_path / "sqlite-1-rimay.log").read_text()
+    for webhook in ("/twilio/voice ", "/twilio/voice/sessions/", "/twilio/voice/status", "/twilio/sms "):
+        assert f"POST {webhook}" in log, webhook
+    assert "POST /twilio/voice/sessions/floor/steps/1" in (tmp_path / "sqlite-1-floor.log").read_text()
 
 
 @pytest.mark.parametrize(
