@@ -1,4 +1,4 @@
-"""Simulated callers for the webhook benchmark (signed voice walks and SMS chats), and the privacy scan.
+"""The webhook benchmark's parts: simulated callers (signed voice walks, SMS chats), uvicorn, privacy scan.
 
 Each caller recognises the node behind a screen from its prompt text and answers it as a person
 would (a menu key, a survey answer, a recording), so the walks follow the real TwiML wherever the
@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
+import socket
 import sqlite3
 import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Awaitable
-from contextlib import closing
+from collections.abc import Awaitable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
@@ -42,7 +45,8 @@ from app.flows.model import (
     ResumeNode,
     SubscribeNode,
 )
-from app.simulator import Call, Screen, TextPhone, TwilioSigner, parse_messages, parse_twiml
+from app.simulator import Call, Screen, TextPhone, TwilioSigner, Verb, parse_messages, parse_twiml
+from app.webhooks.outage import AUDIO_FLOW, AUDIO_KEY, SMS_TEXT, VOICE_TEXT
 
 # Main-menu keys are printed on posters (hotline.yaml): 1 library, 2 survey, 3 ask a question.
 JOURNEYS: dict[str, str | None] = {"library": "1", "survey": "2", "questions": "3", "sms": None}
@@ -51,6 +55,7 @@ SMS_SCRIPT = ("hola", "1", "1", "1", "2", "0", "MENU", "2")
 MAX_STEPS = 40  # a walk longer than this is a caller stuck in a loop: hang up
 MAX_ARTICLES = 3
 ERROR_SAMPLES = 5
+START_TIMEOUT = 60.0
 
 
 @dataclass
@@ -86,7 +91,14 @@ class Hotline:
         """Index every node's prompt text (each language) and the apology texts."""
         flow = flows[flow_id]
         by_text = {text: node_id for node_id, node in flow.nodes.items() for text in node.prompt.values()}
-        return cls(signer, flows, flow, by_text, frozenset(flow.system["error"].values()))
+        # The flow's apology (a bug), and the outage one (the database, or the 1.5 s webhook deadline).
+        apologies = {*flow.system["error"].values(), *VOICE_TEXT.values(), SMS_TEXT}
+        return cls(signer, flows, flow, by_text, frozenset(apologies))
+
+    def is_apology(self, verb: Verb) -> bool:
+        """Whether a prompt is an apology: said, or the shipped outage recording played."""
+        outage_audio = f"/{AUDIO_FLOW}/{AUDIO_KEY}."
+        return verb.text in self.apologies or (verb.url is not None and outage_audio in verb.url)
 
     def node_of(self, screen: Screen) -> str | None:
         """The node waiting for input: the last prompt on the screen that is a node's own."""
@@ -185,7 +197,7 @@ def voice_screen(hotline: Hotline, tally: Tally, response: httpx.Response | None
     except ET.ParseError:
         tally.fail(f"{response.request.url.path}: not TwiML")
         return None
-    if any(verb.text in hotline.apologies for verb in screen.prompts):
+    if any(hotline.is_apology(verb) for verb in screen.prompts):
         tally.fail(f"{response.request.url.path}: the apology")
         return None
     return screen
@@ -310,3 +322,84 @@ def privacy_hits(numbers: set[str], blobs: dict[str, bytes]) -> list[str]:
         if hits:
             found.append(f"{name} ({len(hits)})")
     return found
+
+
+@dataclass(frozen=True)
+class Served:
+    """A running uvicorn: where it answers and its parent process."""
+
+    base_url: str
+    process: subprocess.Popen[bytes]
+
+
+@contextmanager
+def serving(factory: str, workers: int, env: dict[str, str], log_path: Path, port: int) -> Iterator[Served]:
+    """uvicorn with `rimay serve`'s settings on a loopback port; stopped (SIGINT) on exit."""
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers), "--proxy-headers", "--forwarded-allow-ips", "*", "--log-level", "info",
+    ]  # fmt: skip
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command, env=env, cwd=log_path.parent, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            base_url = f"http://127.0.0.1:{port}"
+            wait_healthy(base_url, process, log_path)
+            yield Served(base_url, process)
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_healthy(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    """Wait until /healthz answers 200; stop the benchmark with the log if the server exits or never does."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited during start-up:\n{log_path.read_text(errors='replace')}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"the server did not become healthy in {START_TIMEOUT:.0f} s")
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def peak_rss_mb(parent: int) -> tuple[int, ...]:
+    """Each uvicorn worker's peak resident memory (VmHWM), in MB; one worker is the parent itself."""
+    workers = [pid for pid in _children(parent) if b"spawn_main" in _read(f"/proc/{pid}/cmdline")]
+    peaks = []
+    for pid in workers or [parent]:
+        match = re.search(rb"VmHWM:\s+(\d+) kB", _read(f"/proc/{pid}/status"))
+        if match:
+            peaks.append(round(int(match[1]) / 1024))
+    return tuple(peaks)
+
+
+def _children(parent: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        fields = _read(str(stat)).rsplit(b")", 1)[-1].split()
+        if len(fields) > 1 and fields[1] == str(parent).encode():
+            children.append(int(stat.parent.name))
+    return children
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError:  # the process ended meanwhile
+        return b""

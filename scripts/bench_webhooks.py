@@ -20,13 +20,11 @@ import math
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager, closing, contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,14 +44,16 @@ from scripts._webhook_walks import (  # noqa: E402
     Tally,
     caller_loop,
     evidence,
+    free_port,
+    peak_rss_mb,
     privacy_hits,
+    serving,
     timed,
 )
 from scripts.bench_stats import fresh_database  # noqa: E402
 
 AUTH_TOKEN = "bench-auth-token-0123456789abcdef"  # noqa: S105 - loopback only, thrown away after the run
 ACCOUNT_SID = "AC" + "0" * 32  # the simulator's: recordings it reports are on this account
-START_TIMEOUT = 60.0
 QUICK = {"seconds": 5, "callers": 10, "warmup": 1}
 
 
@@ -159,89 +159,6 @@ def service_env(url: str, data_dir: Path, base_url: str) -> dict[str, str]:
         "RIMAY_AUDIO_DIR": str(ROOT / "audio"),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics),
     }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Served:
-    """A running uvicorn: where it answers and its parent process."""
-
-    base_url: str
-    process: subprocess.Popen[bytes]
-
-
-@contextmanager
-def serving(factory: str, workers: int, env: dict[str, str], log_path: Path, port: int) -> Iterator[Served]:
-    """uvicorn with `rimay serve`'s settings on a loopback port; stopped (SIGINT) on exit."""
-    command = [
-        sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
-        "--workers", str(workers), "--proxy-headers", "--forwarded-allow-ips", "*", "--log-level", "info",
-    ]  # fmt: skip
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            command, env=env, cwd=log_path.parent, stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            base_url = f"http://127.0.0.1:{port}"
-            wait_healthy(base_url, process, log_path)
-            yield Served(base_url, process)
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def wait_healthy(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    """Wait until /healthz answers 200; stop the benchmark with the log if the server exits or never does."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited during start-up:\n{log_path.read_text(errors='replace')}")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"the server did not become healthy in {START_TIMEOUT:.0f} s")
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    import socket
-
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def peak_rss_mb(parent: int) -> tuple[int, ...]:
-    """Each uvicorn worker's peak resident memory (VmHWM), in MB; one worker is the parent itself."""
-    workers = [pid for pid in _children(parent) if b"spawn_main" in _read(f"/proc/{pid}/cmdline")]
-    peaks = []
-    for pid in workers or [parent]:
-        match = re.search(rb"VmHWM:\s+(\d+) kB", _read(f"/proc/{pid}/status"))
-        if match:
-            peaks.append(round(int(match[1]) / 1024))
-    return tuple(peaks)
-
-
-def _children(parent: int) -> list[int]:
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        fields = _read(str(stat)).rsplit(b")", 1)[-1].split()
-        if len(fields) > 1 and fields[1] == str(parent).encode():
-            children.append(int(stat.parent.name))
-    return children
-
-
-def _read(path: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError:  # the process ended meanwhile
-        return b""
 
 
 @asynccontextmanager

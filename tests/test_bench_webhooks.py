@@ -12,8 +12,8 @@ import pytest
 
 from app.flows.model import FlowDefinition
 from app.simulator import Screen, TwilioSigner, Verb
-from scripts._webhook_walks import Chooser, Hotline, Tally, privacy_hits
-from scripts.bench_webhooks import Config, floor_app, main, parse, peak_rss_mb, percentile
+from scripts._webhook_walks import Chooser, Hotline, Tally, peak_rss_mb, privacy_hits
+from scripts.bench_webhooks import Config, floor_app, main, parse, percentile
 
 NUMBER = "+51901234567"
 
@@ -101,6 +101,15 @@ def test_callers_recognise_the_node_behind_a_screen(flows: dict[str, FlowDefinit
     assert chooser.key("language") == "1"
     assert chooser.key("main") == "2"  # the survey's key on the posters
     assert chooser.key("main") is None  # back at the main menu: she hangs up
+
+
+def test_callers_hear_both_apologies_as_errors(flows: dict[str, FlowDefinition]) -> None:
+    hotline = Hotline.of(TwilioSigner("token", "http://bench"), flows, "hotline")
+    outage = Verb("play", "[audio]", "http://bench/audio/qu/system/outage.mp3")
+    bug = Verb("say", flows["hotline"].system["error"]["es"])
+    menu = Verb("say", flows["hotline"].node("main").prompt["es"], None)
+
+    assert [hotline.is_apology(verb) for verb in (outage, bug, menu)] == [True, True, False]
 
 
 def test_a_tally_keeps_only_the_first_errors() -> None:
