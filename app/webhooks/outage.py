@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Request
@@ -20,6 +21,7 @@ from app.audio.synth import EspeakSynthesizer, Synthesizer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+R = TypeVar("R")
 
 DEADLINE_SECONDS = 1.5
 """Twilio waits 15 s, but a caller hears silence meanwhile: a webhook the database cannot serve in this
@@ -44,6 +46,9 @@ SMS_TEXT = (
 """Both languages in one GSM-7 segment: we do not know the texter's language without the database, and
 an accent outside GSM-7 would triple the cost."""
 
+_abandoned: set[asyncio.Task[Any]] = set()
+"""Work cancelled at its deadline and still unwinding; held so it is not garbage-collected."""
+
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (
     OperationalError,
     InterfaceError,
@@ -62,17 +67,39 @@ def is_database_outage(error: BaseException) -> bool:
 
 
 async def within(work: Callable[[], Awaitable[T]], seconds: float) -> T | None:
-    """The work's result, or None when it takes longer than ``seconds`` (it is then cancelled)."""
-    # In the same task, not a new one: FastAPI enters request-scoped dependencies in this task and must
-    # leave them here too.
-    deadline = asyncio.timeout(seconds)
+    """The work's result, or None when it takes longer: then it is cancelled and left to unwind."""
+    task: asyncio.Task[T] = asyncio.ensure_future(work())
     try:
-        async with deadline:
-            return await work()
-    except TimeoutError:
-        if deadline.expired():
-            return None
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
         raise
+    if done:
+        return task.result()
+    # Not awaited: psycopg spends up to 10 s trying to cancel a query on a frozen server before it
+    # closes the connection, and the caller must not wait for that.
+    task.cancel()
+    _abandoned.add(task)
+    task.add_done_callback(_forget)
+    return None
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    _abandoned.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("abandoned work ended with %s", type(task.exception()).__name__)
+
+
+async def with_own_dependencies(request: Request, handler: Callable[[], Awaitable[R]]) -> R:
+    """Run a route handler with dependency exit stacks of its own, entered and left in this task."""
+    # FastAPI keeps the request's dependencies (the database session) open until after the response,
+    # in stacks owned by the calling task; a handler run in a task of its own (so that it can be
+    # abandoned) must open and close them itself.
+    async with AsyncExitStack() as request_stack:
+        request.scope["fastapi_inner_astack"] = request_stack
+        async with AsyncExitStack() as function_stack:
+            request.scope["fastapi_function_astack"] = function_stack
+            return await handler()
 
 
 def caller_languages(request: Request, form: dict[str, str] | None = None) -> list[str]:

@@ -18,6 +18,7 @@ from app.webhooks.outage import (
     is_database_outage,
     request_voice_apology,
     sms_apology,
+    with_own_dependencies,
     within,
 )
 
@@ -81,7 +82,9 @@ class TwimlRoute(GuardedRoute):
         guarded = super().get_route_handler()
 
         async def handler(request: Request) -> Response:
-            answer = await within(lambda: guarded(request), self.deadline)
+            answer = await within(
+                lambda: with_own_dependencies(request, lambda: guarded(request)), self.deadline
+            )
             if answer is not None:
                 return answer
             log.error("webhook %s: no answer within %.1f s, database hung?", request.url.path, self.deadline)
