@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 from app.flows.model import FlowDefinition
 from app.sessions.models import CallSession
@@ -23,7 +22,7 @@ from app.simulator import Call, TwilioSigner, parse_twiml
 from tests.conftest import AUTH_TOKEN, CALLER
 from tests.outbound import ACCOUNT_SID
 from tests.test_survey import EXPECTED, LIKERT, answers, rows, runs
-from tests.workers import Served
+from tests.workers import Served, libpq
 
 pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("database_url", ["postgres"], indirect=True)]
 
@@ -132,6 +131,7 @@ async def test_killed_with_an_answer_in_flight_only_that_answer_is_asked_again(
         with _session_locked(database_url, session_id) as locked:
             in_flight = asyncio.create_task(walk.press(COMMUNITY))
             await _wait_for_lock_waiter(locked)
+            # At once: a webhook still waiting after 1.5 s would be answered with the outage apology.
             served.kill()
             with pytest.raises(httpx.TransportError):
                 await in_flight
@@ -154,10 +154,6 @@ async def test_killed_with_an_answer_in_flight_only_that_answer_is_asked_again(
         await finish(again, database_url)
 
 
-def _libpq(database_url: str) -> str:
-    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 class _Locked:
     """A connection holding one session row's lock, which can see who waits for it."""
 
@@ -177,7 +173,7 @@ class _Locked:
 @contextmanager
 def _session_locked(database_url: str, session_id: str) -> Iterator[_Locked]:
     """Hold the session row's FOR UPDATE lock (as a concurrent step would) until the block ends."""
-    with psycopg.connect(_libpq(database_url)) as connection:
+    with psycopg.connect(libpq(database_url)) as connection:
         connection.execute("SELECT id FROM sessions WHERE id = %s FOR UPDATE", (session_id,))
         try:
             yield _Locked(connection)
@@ -190,13 +186,13 @@ async def _wait_for_lock_waiter(locked: _Locked) -> None:
     deadline = time.monotonic() + 10
     while locked.waiters() == 0:
         assert time.monotonic() < deadline, "the webhook never reached the session's lock"
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.01)
 
 
 async def _wait_until_alone(database_url: str) -> None:
     """Until no other connection to the database remains (10 s at most)."""
     deadline = time.monotonic() + 10
-    with psycopg.connect(_libpq(database_url), autocommit=True) as connection:
+    with psycopg.connect(libpq(database_url), autocommit=True) as connection:
         while True:
             row = connection.execute(
                 "SELECT count(*) FROM pg_stat_activity "

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import select
 
 from app.apikeys.service import ApiKeyService
+from app.flows.events import Digits
 from app.flows.model import FlowDefinition
 from app.outbox.models import OutboxMessage
+from app.privacy.pseudonym import Pseudonymizer
 from app.sessions.models import CallSession, WebhookDelivery
+from app.sessions.service import Channel, ConversationService, Replay, Turn
 from app.settings import Settings
 from app.simulator import Call, TwilioSigner, parse_twiml
 from tests.conftest import AUTH_TOKEN, CALLER, ROOT
@@ -26,6 +31,7 @@ from tests.workers import (
     SECRET_KEY,
     Served,
     drain_in_processes,
+    libpq,
     owned_by,
     pinned_clients,
     serving,
@@ -40,6 +46,15 @@ RATE = 10
 OVER = 14
 """Requests beyond the limit, fired together with the admitted ones."""
 MESSAGES = 24
+
+
+async def at_once(
+    requests: dict[int, list[Coroutine[Any, Any, httpx.Response]]],
+) -> dict[int, list[httpx.Response]]:
+    """Every worker's requests sent together (not one worker's after the other's); replies by worker."""
+    pids = list(requests)
+    answered = await asyncio.gather(*(asyncio.gather(*requests[pid]) for pid in pids))
+    return {pid: list(replies) for pid, replies in zip(pids, answered, strict=True)}
 
 
 @pytest.fixture
@@ -95,8 +110,9 @@ async def test_fifty_redeliveries_across_two_workers_store_one_answer(
     async def redeliver(client: httpx.AsyncClient) -> httpx.Response:
         return await client.post(path, data=params, headers=headers)
 
-    sent = {pid: [redeliver(client) for client in clients] for pid, clients in pinned.items()}
-    replies = {pid: list(await asyncio.gather(*calls)) for pid, calls in sent.items()}
+    replies = await at_once(
+        {pid: [redeliver(client) for client in clients] for pid, clients in pinned.items()}
+    )
     await owned_by(served, replies)
     everything = [reply for per_worker in replies.values() for reply in per_worker]
     assert len(everything) >= REDELIVERIES
@@ -119,11 +135,12 @@ async def test_the_rate_limit_holds_across_two_workers(
         await db.commit()
     headers = {"Authorization": f"Bearer {token}"}
     share = (RATE + OVER) // len(pinned)
-    sent = {
-        pid: [client.get("/api/v1/stats/cases", headers=headers) for client in clients[:share]]
-        for pid, clients in pinned.items()
-    }
-    replies = {pid: list(await asyncio.gather(*calls)) for pid, calls in sent.items()}
+    replies = await at_once(
+        {
+            pid: [client.get("/api/v1/stats/cases", headers=headers) for client in clients[:share]]
+            for pid, clients in pinned.items()
+        }
+    )
     await owned_by(served, replies)
     statuses = Counter(reply.status_code for per_worker in replies.values() for reply in per_worker)
     assert statuses == {200: RATE, 429: OVER}
@@ -176,3 +193,29 @@ async def test_two_outbox_worker_processes_send_every_message_once(
         queue = (await db.execute(select(OutboxMessage))).scalars().all()
     assert {(row.status, row.attempts) for row in queue} == {("sent", 1)}
     assert len({row.provider_sid for row in queue}) == MESSAGES
+
+
+async def test_a_redelivery_releases_the_session_row_before_it_is_answered(
+    database_url: str, flows: dict[str, FlowDefinition]
+) -> None:
+    """A replay only reads its stored answer: the row lock is let go at once, so a storm of redeliveries
+    does not queue each behind the others' whole requests (and past the webhook deadline)."""
+    call_sid = "CA" + "5" * 32
+    async with sessions_for(database_url) as sessions:
+        async with sessions() as db:
+            talk = ConversationService(db, flows, Pseudonymizer(SECRET_KEY.encode()))
+            started = await talk.begin(Channel.VOICE, call_sid, CALLER, "hotline")
+            assert isinstance(started, Turn)
+            await talk.commit(started, "<Response>0</Response>")
+            session_id = started.session.id
+            first = await talk.advance(session_id, 1, call_sid, Digits("1"))
+            assert isinstance(first, Turn)
+            await talk.commit(first, "<Response>1</Response>")
+        async with sessions() as db:
+            talk = ConversationService(db, flows, Pseudonymizer(SECRET_KEY.encode()))
+            again = await talk.advance(session_id, 1, call_sid, Digits("1"))
+            assert again == Replay("<Response>1</Response>")
+            # The request is still being answered (its database session is open): the row is free.
+            with psycopg.connect(libpq(database_url)) as other:
+                other.execute("SET lock_timeout = '200ms'")
+                other.execute("SELECT id FROM sessions WHERE id = %s FOR UPDATE", (session_id,))

@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from tests.conftest import AUTH_TOKEN, ROOT
 from tests.server import free_port, wait_healthy
@@ -177,6 +178,11 @@ def connection_owners(server_port: int, pids: set[int]) -> dict[int, int]:
             if int(local.rsplit(":", 1)[1], 16) == server_port and inode in by_inode:
                 owners[int(remote.rsplit(":", 1)[1], 16)] = by_inode[inode]
     return owners
+
+
+def libpq(database_url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as psycopg takes it."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def client_port(response: httpx.Response) -> int:

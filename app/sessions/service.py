@@ -172,11 +172,13 @@ class ConversationService:
         session = await self.sessions.lock(session_id)
         if session is None or session.provider_id != provider_id:
             raise SessionNotFound(session_id)
-        if number <= session.step:
-            return await self._replay(session, number)
         if number != session.step + 1:
-            # A step from the future was never offered; ask the current question again.
-            return await self._replay(session, session.step)
+            # A step from the future was never offered: ask the current question again. Either way only a
+            # stored answer is read, so the row is let go now, not when the response has been sent: a burst
+            # of redeliveries would otherwise queue each behind the others' whole requests.
+            replayed = min(number, session.step)
+            await self.db.rollback()
+            return await self._replay_step(session_id, replayed)
         return await self.apply(session, lambda flow, state: engine.resume(flow, state, given), e164)
 
     async def apply(self, session: CallSession, move: Move, e164: str | None = None) -> Turn:
@@ -234,9 +236,12 @@ class ConversationService:
         await self.db.commit()
 
     async def _replay(self, session: CallSession, number: int) -> Replay:
-        stored = await self.sessions.delivery(session.id, number)
+        return await self._replay_step(session.id, number)
+
+    async def _replay_step(self, session_id: str, number: int) -> Replay:
+        stored = await self.sessions.delivery(session_id, number)
         if stored is None:
-            raise SessionNotFound(session.id)
+            raise SessionNotFound(session_id)
         return Replay(stored)
 
     async def _record(self, session: CallSession, number: int, step: Step, before: RunState) -> None:
