@@ -9,6 +9,7 @@ flow and the caller's stored state lead them.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -378,11 +379,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def peak_rss_mb(parent: int) -> tuple[int, ...]:
-    """Each uvicorn worker's peak resident memory (VmHWM), in MB; one worker is the parent itself."""
+def worker_pids(parent: int) -> list[int]:
+    """The uvicorn workers (spawned children); with one worker, the parent serves by itself."""
     workers = [pid for pid in _children(parent) if b"spawn_main" in _read(f"/proc/{pid}/cmdline")]
+    return workers or [parent]
+
+
+def cpu_seconds(parent: int) -> float:
+    """The user and system CPU time the workers used so far (fields 14 and 15 of /proc/<pid>/stat)."""
+    ticks = 0
+    for pid in worker_pids(parent):
+        fields = _read(f"/proc/{pid}/stat").rsplit(b")", 1)[-1].split()
+        ticks += int(fields[11]) + int(fields[12]) if len(fields) > 12 else 0
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(parent: int) -> tuple[int, ...]:
+    """Each uvicorn worker's peak resident memory (VmHWM), in MB."""
     peaks = []
-    for pid in workers or [parent]:
+    for pid in worker_pids(parent):
         match = re.search(rb"VmHWM:\s+(\d+) kB", _read(f"/proc/{pid}/status"))
         if match:
             peaks.append(round(int(match[1]) / 1024))

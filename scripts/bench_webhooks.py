@@ -23,10 +23,11 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi import FastAPI, Response
@@ -43,6 +44,7 @@ from scripts._webhook_walks import (  # noqa: E402
     Hotline,
     Tally,
     caller_loop,
+    cpu_seconds,
     evidence,
     free_port,
     peak_rss_mb,
@@ -115,6 +117,8 @@ class Stats:
     p99: float
     errors: int
     rss_mb: tuple[int, ...]
+    cpu_ms: float
+    """The workers' CPU time (user and system) per step, over the whole drive."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,20 @@ def percentile(ordered: Sequence[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
 
 
-def summarize(tally: Tally, started: float, options: Options, rss_mb: tuple[int, ...]) -> Stats:
+def measured(
+    pid: int, drive: Coroutine[Any, Any, tuple[Tally, float]], options: Options
+) -> tuple[Stats, Tally]:
+    """Run a drive against the server ``pid``; its figures, with the workers' CPU time and peak memory."""
+    before = cpu_seconds(pid)
+    tally, started = asyncio.run(drive)
+    used = cpu_seconds(pid) - before
+    cpu_ms = used * 1000 / len(tally.samples) if tally.samples else 0.0
+    return summarize(tally, started, options, peak_rss_mb(pid), cpu_ms), tally
+
+
+def summarize(
+    tally: Tally, started: float, options: Options, rss_mb: tuple[int, ...], cpu_ms: float
+) -> Stats:
     """Steps finished inside the measured window (after the warm-up), their rate and latency."""
     begin = started + options.warmup
     end = begin + options.seconds
@@ -143,6 +160,7 @@ def summarize(tally: Tally, started: float, options: Options, rss_mb: tuple[int,
     return Stats(
         steps=len(window), per_second=len(window) / options.seconds, p50=percentile(window, 0.50),
         p95=percentile(window, 0.95), p99=percentile(window, 0.99), errors=tally.errors, rss_mb=rss_mb,
+        cpu_ms=cpu_ms,
     )  # fmt: skip
 
 
@@ -221,13 +239,15 @@ def run_config(config: Config, options: Options, server_url: str | None, folder:
         env = service_env(url, data_dir, f"http://127.0.0.1:{port}")
         with serving("app.main:create_app", config.workers, env, folder / "rimay.log", port) as served:
             hotline = Hotline.of(TwilioSigner(AUTH_TOKEN, served.base_url), flows, "hotline")
-            tally, started = asyncio.run(drive_rimay(served.base_url, hotline, options))
-            rimay = summarize(tally, started, options, peak_rss_mb(served.process.pid))
+            rimay, tally = measured(
+                served.process.pid, drive_rimay(served.base_url, hotline, options), options
+            )
         floor = "scripts.bench_webhooks:floor_app"
         with serving(floor, config.workers, env, folder / "floor.log", free_port()) as served:
             signer = TwilioSigner(AUTH_TOKEN, served.base_url)
-            floor_tally, floor_started = asyncio.run(drive_floor(served.base_url, signer, options))
-            floor_stats = summarize(floor_tally, floor_started, options, peak_rss_mb(served.process.pid))
+            floor_stats, _ = measured(
+                served.process.pid, drive_floor(served.base_url, signer, options), options
+            )
         blobs = evidence(url, folder)
     found = privacy_hits(tally.numbers, blobs)
     if found:
@@ -241,7 +261,7 @@ def _row(name: str, stats: Stats) -> str:
     rss = " / ".join(str(mb) for mb in stats.rss_mb) or "?"
     return (
         f"| {name} | {stats.per_second:,.1f} | {stats.p50:.1f} | {stats.p95:.1f} | {stats.p99:.1f} "
-        f"| {stats.errors} | {rss} |"
+        f"| {stats.errors} | {stats.cpu_ms:.1f} | {rss} |"
     )
 
 
@@ -257,8 +277,8 @@ def report(results: Sequence[Result], options: Options) -> str:
             f"{result.config.label}: {options.callers} callers, {options.seconds:g} s measured "
             f"after {options.warmup:g} s warm-up",
             "",
-            "| app | steps/s | p50 ms | p95 ms | p99 ms | errors | peak RSS per worker MB |",
-            "|---|---|---|---|---|---|---|",
+            "| app | steps/s | p50 ms | p95 ms | p99 ms | errors | CPU ms/step | peak RSS per worker MB |",
+            "|---|---|---|---|---|---|---|---|",
             _row("Rimay", rimay),
             _row("bare FastAPI floor", floor),
             "",

@@ -12,7 +12,7 @@ import pytest
 
 from app.flows.model import FlowDefinition
 from app.simulator import Screen, TwilioSigner, Verb
-from scripts._webhook_walks import Chooser, Hotline, Tally, peak_rss_mb, privacy_hits
+from scripts._webhook_walks import Chooser, Hotline, Tally, cpu_seconds, peak_rss_mb, privacy_hits
 from scripts.bench_webhooks import Config, floor_app, main, parse, percentile
 
 NUMBER = "+51901234567"
@@ -24,8 +24,9 @@ def test_a_tiny_run_prints_the_table_with_no_error_and_no_number_found(
     assert main(["--seconds", "3", "--callers", "4", "--warmup", "1", "--keep", str(tmp_path)]) == 0
 
     printed = capsys.readouterr().out
-    assert "| app | steps/s | p50 ms | p95 ms | p99 ms | errors | peak RSS per worker MB |" in printed
-    row = r"\| ([\d,]+\.\d) \| (\d+\.\d) \| \d+\.\d \| (\d+\.\d) \| (\d+) \| (\d+) \|"
+    header = "| app | steps/s | p50 ms | p95 ms | p99 ms | errors | CPU ms/step | peak RSS per worker MB |"
+    assert header in printed
+    row = r"\| ([\d,]+\.\d) \| (\d+\.\d) \| \d+\.\d \| (\d+\.\d) \| (\d+) \| (\d+\.\d) \| (\d+) \|"
     rimay = re.search(rf"^\| Rimay {row}$", printed, re.MULTILINE)
     floor = re.search(rf"^\| bare FastAPI floor {row}$", printed, re.MULTILINE)
     assert rimay is not None, printed
@@ -34,7 +35,8 @@ def test_a_tiny_run_prints_the_table_with_no_error_and_no_number_found(
     assert float(floor[1].replace(",", "")) > 0
     assert rimay[4] == "0", printed  # no error on either app
     assert floor[4] == "0", printed
-    assert int(rimay[5]) > 50  # the worker's peak RSS in MB, read from /proc
+    assert float(rimay[5]) > 0  # the worker's CPU time per step, read from /proc
+    assert int(rimay[6]) > 50  # its peak RSS in MB
     assert re.search(r"^ratio to the floor: throughput \d+\.\d\d, p99 \d+\.\d\dx$", printed, re.MULTILINE)
     walks = re.search(
         r"^walks: library (\d+), questions (\d+), sms (\d+), survey (\d+)", printed, re.MULTILINE
@@ -84,10 +86,13 @@ async def test_the_floor_answers_every_post_with_the_same_twiml() -> None:
     assert first.headers["content-type"].startswith("application/xml")
 
 
-def test_a_single_process_reports_its_own_peak_rss() -> None:
+def test_a_single_process_reports_its_own_peak_rss_and_cpu_time() -> None:
     [mb] = peak_rss_mb(os.getpid())
+    before = cpu_seconds(os.getpid())
+    sum(range(3_000_000))  # some CPU work for the clock to see
 
     assert mb > 10
+    assert cpu_seconds(os.getpid()) > before
 
 
 def test_callers_recognise_the_node_behind_a_screen(flows: dict[str, FlowDefinition]) -> None:
