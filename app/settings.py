@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # Staff web view: a session unused this long, or older than this, needs a new login.
     staff_session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
     staff_session_max_hours: int = Field(default=12, ge=1, le=24 * 7)
+    # A Twilio webhook not answered within this many seconds (a hung database) gets the outage apology and
+    # a hang-up rather than silence; Twilio itself gives up after 15 s with an English message.
+    webhook_deadline_seconds: float = Field(default=1.5, ge=0.5, le=12)
     # Partner statistics: any count below this is published as null ("suppressed"); never below 3.
     stats_min_cell: int = Field(default=5, ge=3, le=1000)
     # Days, weeks and months of the statistics are counted in this time zone (IANA name).

@@ -76,18 +76,15 @@ class GuardedRoute(APIRoute):
 class TwimlRoute(GuardedRoute):
     """Errors become the app's TwiML apology (in Spanish and Quechua) instead of Twilio's English one."""
 
-    deadline = DEADLINE_SECONDS
-
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         guarded = super().get_route_handler()
 
         async def handler(request: Request) -> Response:
-            answer = await within(
-                lambda: with_own_dependencies(request, lambda: guarded(request)), self.deadline
-            )
+            deadline = deadline_of(request)
+            answer = await within(lambda: with_own_dependencies(request, lambda: guarded(request)), deadline)
             if answer is not None:
                 return answer
-            log.error("webhook %s: no answer within %.1f s, database hung?", request.url.path, self.deadline)
+            log.error("webhook %s: no answer within %.1f s, database hung?", request.url.path, deadline)
             return self.unavailable(request)
 
         return handler
@@ -109,6 +106,12 @@ class TwimlRoute(GuardedRoute):
         if request.url.path.startswith("/twilio/sms"):
             return Response(content=sms_apology(), media_type=TWIML)
         return Response(content=request_voice_apology(request), media_type=TWIML)
+
+
+def deadline_of(request: Request) -> float:
+    """The configured deadline (RIMAY_WEBHOOK_DEADLINE_SECONDS), or the default before settings exist."""
+    settings = getattr(request.app.state, "settings", None)
+    return float(getattr(settings, "webhook_deadline_seconds", DEADLINE_SECONDS))
 
 
 def _fields(error: RequestValidationError) -> str:
