@@ -15,7 +15,7 @@ REVALIDATE = "public, max-age=300"
 router = APIRouter(tags=["audio"])
 
 
-def get_audio_library(request: Request) -> AudioLibrary:
+async def get_audio_library(request: Request) -> AudioLibrary:
     """The app's audio library, which the app factory puts in ``app.state.audio``."""
     library = getattr(request.app.state, "audio", None)
     if not isinstance(library, AudioLibrary):

@@ -12,7 +12,7 @@ from app.deps import SessionDep, SettingsDep
 from app.outbox.service import Outbox
 
 
-def _news(db: SessionDep, settings: SettingsDep, contacts: ContactsDep) -> BroadcastService:
+async def _news(db: SessionDep, settings: SettingsDep, contacts: ContactsDep) -> BroadcastService:
     return BroadcastService(db, contacts, Outbox(db, settings))
 
 

@@ -13,12 +13,12 @@ from app.recordings.service import RecordingService
 from app.throttle.service import ThrottleService
 
 
-def _cases(request: Request, db: SessionDep, settings: SettingsDep, flows: FlowsDep) -> CaseService:
+async def _cases(request: Request, db: SessionDep, settings: SettingsDep, flows: FlowsDep) -> CaseService:
     cipher = request.app.state.contact_cipher
     return CaseService(db, settings, cipher, flows[settings.default_flow])
 
 
-def _line(request: Request, db: SessionDep, settings: SettingsDep, cases: CasesDep) -> CaseLine:
+async def _line(request: Request, db: SessionDep, settings: SettingsDep, cases: CasesDep) -> CaseLine:
     throttle = ThrottleService(db, request.app.state.throttle_keys)
     media_url = media_url_for(request.app.state.media_signer, settings.public_base_url)
     return CaseLine(db, cases, RecordingService(db, settings), throttle, media_url)

@@ -11,7 +11,7 @@ from app.contacts.service import ContactService
 from app.deps import SessionDep
 
 
-def _contacts(request: Request, db: SessionDep) -> ContactService:
+async def _contacts(request: Request, db: SessionDep) -> ContactService:
     cipher: ContactCipher = request.app.state.contact_cipher
     return ContactService(db, cipher)
 

@@ -50,7 +50,7 @@ def document_examples(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _reports(db: SessionDep, flows: FlowsDep, settings: SettingsDep) -> Reports:
+async def _reports(db: SessionDep, flows: FlowsDep, settings: SettingsDep) -> Reports:
     return Reports(db, flows[settings.default_flow], settings.stats_min_cell, settings.stats_time_zone)
 
 

@@ -35,7 +35,7 @@ SESSION_ID = r"^[0-9a-f]{32}$"
 RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
 
 
-def _conversations(
+async def _conversations(
     db: SessionDep,
     flows: FlowsDep,
     pseudonyms: PseudonymsDep,
@@ -47,12 +47,12 @@ def _conversations(
     return ConversationService(db, flows, pseudonyms, news, RecordingService(db, settings), cases, stats)
 
 
-def _renderer(request: Request) -> VoiceRenderer:
+async def _renderer(request: Request) -> VoiceRenderer:
     renderer: VoiceRenderer = request.app.state.voice
     return renderer
 
 
-def _callbacks(db: SessionDep, settings: SettingsDep, contacts: ContactsDep) -> CallbackService:
+async def _callbacks(db: SessionDep, settings: SettingsDep, contacts: ContactsDep) -> CallbackService:
     return CallbackService(db, settings, contacts, Outbox(db, settings))
 
 

@@ -65,7 +65,7 @@ class WebState:
         )
 
 
-def _web(request: Request) -> WebState:
+async def _web(request: Request) -> WebState:
     web: WebState = request.app.state.web
     return web
 
