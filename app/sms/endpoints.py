@@ -69,5 +69,7 @@ async def incoming_sms(form: TwilioForm, sms: Sms) -> Response:
     if e164 is None:
         # A short code or alphanumeric sender cannot be answered or remembered.
         return Response(reply_twiml(None), media_type=TWIML)
-    reply = await sms.receive(message_sid, e164, form.get("Body", ""))
+    # PostgreSQL text cannot hold NUL (and no phone shows one): drop it rather than fail the message.
+    body = form.get("Body", "").replace("\x00", "")
+    reply = await sms.receive(message_sid, e164, body)
     return Response(reply_twiml(reply), media_type=TWIML)
