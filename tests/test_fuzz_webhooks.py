@@ -68,7 +68,7 @@ def _form(items: list[tuple[str, str]]) -> Body:
 def bodies(draw: st.DrawFn) -> Body:
     """Forms (with keys missing or duplicated), non-UTF-8 bytes, JSON, or a form under a wrong type."""
     form = draw(FORMS)
-    # A broken multipart body is left to test_broken_multipart_is_a_client_error (a known bug).
+    # A broken multipart body has a test of its own (test_broken_multipart_is_a_client_error).
     kind = draw(st.sampled_from(["form", "duplicated", "bytes", "json", "text/plain"]))
     if kind == "form":
         return _form(list(form.items()))
@@ -151,11 +151,6 @@ def test_every_webhook_answers_random_bodies_safely(
     assert [number for number in NUMBERS if number[3:] in caplog.text] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: GuardedRoute re-raises fastapi.HTTPException only, so Starlette's 400 for a broken "
-    "multipart body is logged as a failure and answered 503 (or a 200 apology on voice routes)",
-)
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_broken_multipart_is_a_client_error(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
     """A multipart body that does not parse is the sender's error: a 4xx on every webhook, not a bug."""

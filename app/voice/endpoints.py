@@ -152,7 +152,8 @@ async def step(
 
 
 def _keys(form: dict[str, str]) -> Digits | NoInput:
-    digits = form.get("Digits", "")
+    # A forged NUL would reach the database (PostgreSQL refuses it); a keypad cannot send one.
+    digits = form.get("Digits", "").replace("\x00", "")
     return Digits(digits) if digits else NoInput()
 
 

@@ -6,10 +6,11 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import HTTPException, Request, Response
+from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException  # FastAPI's is a subclass; a bad multipart body raises this
 from twilio.twiml.messaging_response import MessagingResponse
 
 from app.errors import RimayError, SessionNotFound
