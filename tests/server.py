@@ -44,6 +44,7 @@ def running_service(
     generated_audio: Path | None = None,
     log_level: str = "DEBUG",
     env: Mapping[str, str] | None = None,
+    workers: int = 1,
 ) -> Iterator[Service]:
     """Migrate a fresh SQLite data dir, serve the shipped flows on loopback, stop on exit.
 
@@ -72,7 +73,7 @@ def running_service(
     log_path = workdir / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [*rimay, "serve", "--port", str(port)],
+            [*rimay, "serve", "--port", str(port), "--workers", str(workers)],
             env=environment,
             cwd=workdir,
             stdout=log,

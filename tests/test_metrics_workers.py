@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.simulator import TwilioSigner
-from tests.conftest import AUTH_TOKEN, ROOT
-from tests.server import free_port, wait_healthy
+from tests.conftest import AUTH_TOKEN
+from tests.server import running_service
 
 MAX_CALLS = 200
 
@@ -34,50 +30,24 @@ def _count(text: str) -> float:
 
 def test_two_workers_add_up_their_metrics(tmp_path: Path) -> None:
     """Calls answered by both workers: every scrape, from either worker, reports all of them."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
     folder = tmp_path / "metrics"
     folder.mkdir()
     (folder / "counter_99999.db").write_bytes(b"stale")  # left by an earlier run: must be cleared
-    env = {
-        **os.environ,
-        "RIMAY_DATA_DIR": str(tmp_path / "data"),
-        "RIMAY_PUBLIC_BASE_URL": base_url,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "RIMAY_FLOWS_DIR": str(ROOT / "voice_flows"),
-        "RIMAY_AUDIO_DIR": str(ROOT / "audio"),
-        "PROMETHEUS_MULTIPROC_DIR": str(folder),
-    }
-    env.pop("RIMAY_DATABASE_URL", None)
-    rimay = [sys.executable, "-m", "app.cli"]
-    subprocess.run([*rimay, "migrate"], env=env, check=True, capture_output=True, cwd=tmp_path)
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [*rimay, "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_healthy(base_url, server, log_path)
-            signer = TwilioSigner(AUTH_TOKEN, base_url)
-            calls = 0
-            # A fresh connection per call, until both workers have answered some (each writes its own file).
-            while len(_writers(folder)) < 2 and calls < MAX_CALLS:
-                with httpx.Client(base_url=base_url, timeout=10) as client:
-                    params = {"CallSid": f"CA{calls:032x}", "From": "anonymous", "To": "+15005550006"}
-                    url = signer.public("/twilio/voice")
-                    response = client.post("/twilio/voice", data=params, headers=signer.headers(url, params))
-                    assert response.status_code == 200
-                calls += 1
-            assert len(_writers(folder)) == 2, "both workers answered calls"
-            scrapes = []
-            for _ in range(6):
-                with httpx.Client(base_url=base_url, timeout=10) as client:
-                    scrapes.append(_count(client.get("/metrics").text))
-        finally:
-            server.send_signal(signal.SIGINT)
-            server.wait(timeout=20)
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    with running_service(tmp_path, env=env, workers=2, log_level="INFO") as service:
+        signer = TwilioSigner(AUTH_TOKEN, service.base_url)
+        calls = 0
+        # A fresh connection per call, until both workers have answered some (each writes its own file).
+        while len(_writers(folder)) < 2 and calls < MAX_CALLS:
+            with httpx.Client(base_url=service.base_url, timeout=10) as client:
+                params = {"CallSid": f"CA{calls:032x}", "From": "anonymous", "To": "+15005550006"}
+                url = signer.public("/twilio/voice")
+                response = client.post("/twilio/voice", data=params, headers=signer.headers(url, params))
+                assert response.status_code == 200
+            calls += 1
+        assert len(_writers(folder)) == 2, "both workers answered calls"
+        scrapes = []
+        for _ in range(6):
+            with httpx.Client(base_url=service.base_url, timeout=10) as client:
+                scrapes.append(_count(client.get("/metrics").text))
     assert scrapes == [calls] * 6, "each scrape adds up both workers (and nothing stale)"
