@@ -166,7 +166,9 @@ def summarize(
 
 def service_env(url: str, data_dir: Path, base_url: str) -> dict[str, str]:
     """The environment of `rimay serve`: the database, fixed secrets, the shipped flows, INFO logs."""
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("RIMAY_")}
+    # Only the webhook deadline passes through (a run may raise it to measure latency past the apology).
+    kept = {"RIMAY_WEBHOOK_DEADLINE_SECONDS"}
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("RIMAY_") or k in kept}
     metrics = data_dir / "metrics"
     metrics.mkdir(parents=True, exist_ok=True)
     return environment | {
