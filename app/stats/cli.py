@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, timedelta
-from typing import Annotated, Final
+from datetime import date, datetime
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
@@ -13,14 +13,17 @@ from app.db.engine import make_async_engine, make_sessionmaker
 from app.flows.loader import FlowLoadError, load_flows
 from app.settings import Settings, get_settings
 from app.stats.charts import Chart
-from app.stats.dimensions import Grain, period_start, periods
-from app.stats.headlines import headlines, question_line, survey_charts
+from app.stats.dimensions import Grain
+from app.stats.headlines import (
+    MAX_PERIODS,
+    first_of_default,
+    headlines,
+    question_line,
+    survey_charts,
+    too_long,
+)
 from app.stats.rebuild import rebuild as rebuild_rollups
 from app.stats.reports import Reports, UnknownQuestion
-
-DEFAULT_PERIODS: Final = 6
-MAX_PERIODS: Final = 60
-
 
 stats_app = typer.Typer(
     help="Headline statistics, and recounting them.", invoke_without_command=True, no_args_is_help=False
@@ -83,15 +86,10 @@ def _range(
 ) -> tuple[date, date]:
     """The days asked for; a malformed, backwards or too long range exits with code 2 and says why."""
     end = _day(last, "'--to'") if last is not None else today
-    if first is not None:
-        start = _day(first, "'--from'")
-    else:
-        start = period_start(grain, end)
-        for _ in range(DEFAULT_PERIODS - 1):
-            start = period_start(grain, start - timedelta(days=1))
+    start = _day(first, "'--from'") if first is not None else first_of_default(grain, end)
     if start > end:
         raise typer.BadParameter(f"--from {start} is after --to {end}", param_hint="'--from'")
-    if (end - start).days >= max_days or len(periods(grain, start, end)) > MAX_PERIODS:
+    if too_long(start, end, grain, max_days):
         raise typer.BadParameter(
             f"at most {max_days} days and {MAX_PERIODS} periods (try a longer --period)",
             param_hint="'--from'",

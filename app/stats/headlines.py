@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Final
 
 from app.flows.model import CaseTopicNode, FlowDefinition, QuestionNode
 from app.stats.charts import Chart, Point, Series, Unit
-from app.stats.dimensions import Grain
+from app.stats.dimensions import Grain, period_start, periods
 from app.stats.reading import Query
 from app.stats.reports import Reports
 from app.stats.schemas import (
@@ -23,6 +23,25 @@ from app.stats.schemas import (
     ParticipationRow,
     SurveyReport,
 )
+
+DEFAULT_PERIODS: Final = 6
+"""Shown when no range is asked for: the period so far and the five before it."""
+MAX_PERIODS: Final = 60
+"""More bars than this would not be readable (and would make a slow page or a long table)."""
+
+
+def first_of_default(grain: Grain, last: date) -> date:
+    """The start of the DEFAULT_PERIODS periods ending with the one holding ``last``."""
+    start = period_start(grain, last)
+    for _ in range(DEFAULT_PERIODS - 1):
+        start = period_start(grain, start - timedelta(days=1))
+    return start
+
+
+def too_long(first: date, last: date, grain: Grain, max_days: int) -> bool:
+    """Whether a range is over ``max_days`` days or MAX_PERIODS periods."""
+    return (last - first).days >= max_days or len(periods(grain, first, last)) > MAX_PERIODS
+
 
 MONTHS: Final = ("ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sep", "oct", "nov", "dic")
 KNOWN: Final = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Final
 from zoneinfo import ZoneInfo
 
@@ -12,17 +12,20 @@ from fastapi.responses import HTMLResponse, Response
 
 from app.db.base import utcnow
 from app.deps import FlowsDep, SessionDep, SettingsDep
-from app.stats.dimensions import Grain, local_day, period_start, periods
-from app.stats.headlines import headlines, question_line, survey_charts
+from app.stats.dimensions import Grain, local_day
+from app.stats.headlines import (
+    MAX_PERIODS,
+    first_of_default,
+    headlines,
+    question_line,
+    survey_charts,
+    too_long,
+)
 from app.stats.reports import Reports
 from app.web.deps import CurrentManager
 from app.web.pages import WebRefusal, render
 
 router = APIRouter(include_in_schema=False)
-DEFAULT_PERIODS: Final = 6
-"""By default, the current month and the five before it."""
-MAX_PERIODS: Final = 60
-"""More bars than this would not be readable (and would make a slow page)."""
 GRAINS: Final = {Grain.MONTH: "Mes", Grain.WEEK: "Semana", Grain.DAY: "Día"}
 
 
@@ -36,11 +39,8 @@ class Range:
 
 
 def default_range(today: date, grain: Grain = Grain.MONTH) -> Range:
-    """The current period (so far) and the DEFAULT_PERIODS - 1 whole periods before it."""
-    start = period_start(grain, today)
-    for _ in range(DEFAULT_PERIODS - 1):
-        start = period_start(grain, start - timedelta(days=1))
-    return Range(start, today, grain)
+    """The current period (so far) and the whole periods before it (six in all)."""
+    return Range(first_of_default(grain, today), today, grain)
 
 
 def chosen_range(today: date, first: str, last: str, period: str, max_days: int) -> Range:
@@ -56,7 +56,7 @@ def chosen_range(today: date, first: str, last: str, period: str, max_days: int)
         raise WebRefusal(400, "Fecha no válida", "Escriba las fechas como AAAA-MM-DD.") from error
     if start > end:
         raise WebRefusal(400, "Rango no válido", "La fecha «desde» es posterior a la fecha «hasta».")
-    if (end - start).days >= max_days or len(periods(grain, start, end)) > MAX_PERIODS:
+    if too_long(start, end, grain, max_days):
         raise WebRefusal(
             400,
             "Rango demasiado largo",
