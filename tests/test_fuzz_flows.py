@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import re
 import secrets
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -22,18 +20,13 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import func, select
 
-from app.db.engine import make_sync_engine
-from app.db.models import Answer, Base, CaseMessage, Interaction
-from app.main import create_app
-from app.settings import Settings
-from app.simulator import Call, Screen, TextPhone, TwilioSigner, parse_messages, parse_twiml
-from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
+from app.simulator import Call, Screen, TextPhone, parse_messages
+from tests.fuzz_support import CALLERS, Harness, harness, plaintext_numbers, twiml_screen
 
-T = TypeVar("T")
-CALLERS = ("+51964123987", "+51964555000")
-"""A small pool, so callers come back: remembered languages, unfinished surveys, unheard answers."""
+# The fixture, and Harness and plaintext_numbers for test_fuzz_webhooks.
+__all__ = ["Harness", "harness", "plaintext_numbers"]
+
 MAX_WALK = 200
 """A call that gets only silence must be hung up on within this many steps."""
 KEYS = st.one_of(
@@ -62,94 +55,6 @@ def offered(texts: list[str]) -> list[str]:
     keys = set(OFFERED.findall(said))
     keys |= {key for word, key in (("asterisco", "*"), ("numeral", "#")) if word in said}
     return sorted(keys) or [*"123456"]
-
-
-def needles(numbers: tuple[str, ...]) -> list[bytes]:
-    """The ways a phone number could appear in plaintext (E.164, digits, national, URL-encoded)."""
-    found = []
-    for number in numbers:
-        found += [number, number[1:], number[3:], "%2B" + number[1:]]
-    return [needle.encode() for needle in found]
-
-
-def plaintext_numbers(paths: list[Path], numbers: tuple[str, ...]) -> list[str]:
-    """Which files hold one of the numbers in plaintext."""
-    return [path.name for path in paths for needle in needles(numbers) if needle in path.read_bytes()]
-
-
-class ErrorLog(logging.Handler):
-    """Keeps the app's ERROR records: a webhook that failed was answered with an apology, which is a bug."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-class Harness:
-    """The real app on one database, driven from synchronous hypothesis rules on an event loop of its own."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.errors = ErrorLog()
-        logging.getLogger("app").addHandler(self.errors)
-        self.runner = asyncio.Runner()
-        self.app = create_app(settings)
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url=PUBLIC_BASE_URL)
-        self.signer = TwilioSigner(AUTH_TOKEN, PUBLIC_BASE_URL)
-        self.flows = self.app.state.flows
-        self.db = make_sync_engine(settings.sqlalchemy_url)
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Run one request (or other coroutine) to completion on the harness's loop."""
-        return self.runner.run(coroutine)
-
-    def reset(self) -> None:
-        """Empty every table, so each hypothesis example starts from a new hotline and replays exactly."""
-        self.errors.messages.clear()
-        with self.db.begin() as connection:
-            for table in reversed(Base.metadata.sorted_tables):
-                connection.execute(table.delete())
-
-    def counts(self) -> dict[str, int]:
-        """Rows per table: a redelivery must not change any of them."""
-        with self.db.connect() as connection:
-            return {
-                table.name: int(connection.execute(select(func.count()).select_from(table)).scalar_one())
-                for table in Base.metadata.sorted_tables
-            }
-
-    def entered(self) -> set[str]:
-        """Every node a session entered."""
-        with self.db.connect() as connection:
-            query = select(Interaction.node).where(Interaction.event == "entered").distinct()
-            return set(connection.scalars(query))
-
-    def doubled_answers(self) -> list[tuple[Any, ...]]:
-        """(run, question, count) for every question answered more than once in one survey run."""
-        query = (
-            select(Answer.run_id, Answer.question_id, func.count())
-            .group_by(Answer.run_id, Answer.question_id)
-            .having(func.count() > 1)
-        )
-        with self.db.connect() as connection:
-            return [tuple(row) for row in connection.execute(query)]
-
-    def close(self) -> None:
-        """Close the client, the app's engine, the loop and the checking engine."""
-        self.run(self.client.aclose())
-        self.run(self.app.state.engine.dispose())
-        self.runner.close()
-        self.db.dispose()
-        logging.getLogger("app").removeHandler(self.errors)
-
-
-def twiml_screen(response: httpx.Response, harness: Harness) -> Screen:
-    """A webhook's answer must be a 2xx with TwiML that parses; the screen it shows."""
-    assert 200 <= response.status_code < 300, f"{response.status_code}: {response.text[:300]}"
-    assert response.headers["content-type"].startswith("application/xml")
-    return parse_twiml(response.text, harness.flows)
 
 
 class Walk(RuleBasedStateMachine):
@@ -368,16 +273,6 @@ def walk_settings(examples: int, steps: int) -> hypothesis_settings:
     )
 
 
-@pytest.fixture
-def harness(settings: Settings) -> Iterator[Harness]:
-    """The app over the test's database, on a loop of its own (hypothesis rules are synchronous)."""
-    made = Harness(settings)
-    try:
-        yield made
-    finally:
-        made.close()
-
-
 def walk(machine: type[Walk], harness: Harness, examples: int, steps: int) -> set[str]:
     """Run a state machine against the harness; the nodes its walks reached."""
     reached: set[str] = set()
@@ -412,31 +307,3 @@ def test_arbitrary_walks_keep_the_invariants(
 def test_arbitrary_walks_on_postgresql(harness: Harness) -> None:
     """A few mixed walks on PostgreSQL, whose row locks and text types differ from SQLite's."""
     walk(MixedWalk, harness, examples=5, steps=40)
-
-
-@pytest.mark.parametrize(
-    "database_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
-)
-def test_a_nul_character_in_an_sms_is_dropped(harness: Harness) -> None:
-    """PostgreSQL text cannot hold NUL: a question texted with one is stored without it, not failed."""
-    phone = TextPhone(client=harness.client, signer=harness.signer, sender=CALLERS[0])
-    for body in ("hola", "1", "3", "1"):  # Spanish, the main menu, a question, about water
-        harness.run(phone.text(body))
-    reply = harness.run(phone.text("el agua\x00 sale turbia"))
-    assert "código de caso" in reply[0]
-    assert harness.run(phone.text("\x00")) != []
-    assert harness.errors.messages == []
-    with harness.db.connect() as connection:
-        assert list(connection.scalars(select(CaseMessage.text))) == ["el agua sale turbia"]
-
-
-@pytest.mark.postgres
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-def test_a_nul_character_in_digits_is_no_failure(harness: Harness) -> None:
-    """A forged key press holding NUL is an invalid key like any other, not a failed webhook."""
-    call = Call(client=harness.client, signer=harness.signer, flows=harness.flows, caller=CALLERS[1])
-    screen = twiml_screen(harness.run(call.post("/twilio/voice", {})), harness)
-    assert screen.gather_action is not None
-    after = twiml_screen(harness.run(call.post(screen.gather_action, {"Digits": "1\x00"})), harness)
-    assert harness.errors.messages == []
-    assert not after.hangup
