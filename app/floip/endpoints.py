@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.apikeys.deps import API_KEY_RESPONSES, ResultsReader
+from app.apikeys.deps import API_KEY_RESPONSES, ApiKeyRefused, ResultsReader
 from app.deps import FlowsDep, SessionDep, SettingsDep
 from app.errors import RimayError
 from app.floip.descriptor import api_resource, descriptor, summary
+from app.floip.documents import ErrorDocument, PackageDocument, PackageList, ResponsesDocument
 from app.floip.errors import UnsupportedParameter
-from app.floip.keys import FloipKeys
-from app.floip.query import parse_query
+from app.floip.keys import CURSOR_PATTERN, FloipKeys
+from app.floip.query import MAX_PAGE_SIZE, PAGE_SIZE_PATTERN, parse_query
 from app.floip.service import FloipService
 from app.floip.surveys import Package
 from app.webhooks.routes import GuardedRoute
@@ -31,14 +33,29 @@ class JsonApiResponse(JSONResponse):
     media_type = JSON_API
 
 
-def error_response(status: int, code: str, detail: str) -> JsonApiResponse:
+def error_response(
+    status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
+) -> JsonApiResponse:
     """``{"error", "detail"}`` as the other partner endpoints answer, plus JSON:API's ``errors``."""
     errors = [{"status": str(status), "code": code, "detail": detail}]
-    return JsonApiResponse({"error": code, "detail": detail, "errors": errors}, status_code=status)
+    body = {"error": code, "detail": detail, "errors": errors}
+    return JsonApiResponse(body, status_code=status, headers=headers)
 
 
 class FloipRoute(GuardedRoute):
-    """Bad input gets a 400 with a stable code, never a 500; API key refusals pass through."""
+    """Bad input gets a 400 with a stable code, never a 500; every error is a JSON:API error document."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        guarded = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await guarded(request)
+            except ApiKeyRefused as refusal:
+                # The app's handler answers application/json; JSON:API wants its own media type here too.
+                return error_response(refusal.status_code, refusal.code, refusal.detail, refusal.headers)
+
+        return handler
 
     def malformed(self, request: Request) -> Response:
         """Parameters that do not validate."""
@@ -54,9 +71,10 @@ class FloipRoute(GuardedRoute):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    **API_KEY_RESPONSES,
-    400: {"description": "A malformed package id, cursor, page size or timestamp"},
-    404: {"description": "No package with this id"},
+    **{status: {**API_KEY_RESPONSES[status], "model": ErrorDocument} for status in (401, 403)},
+    400: {"model": ErrorDocument, "description": "A malformed package id, cursor, page size or timestamp"},
+    404: {"model": ErrorDocument, "description": "No package with this id"},
+    503: {"model": ErrorDocument, "description": "A failure on our side: try again later"},
 }
 router = APIRouter(prefix=PREFIX, tags=["flow results (FLOIP)"], route_class=FloipRoute, responses=ERRORS)
 
@@ -66,13 +84,24 @@ def _service(db: SessionDep, flows: FlowsDep, settings: SettingsDep) -> FloipSer
 
 
 Floip = Annotated[FloipService, Depends(_service)]
+# The schema states each parameter's form, so partners (and schemathesis) know it; the values are still
+# checked by `parse_query` and `FloipService.package`, which answer a bad one with its own error code.
+PackageId = Annotated[str, Path(json_schema_extra={"format": "uuid"})]
+TIMESTAMP = {"format": "date-time", "examples": ["2026-11-25T06:00:00+00:00"]}
+SIZE = {"pattern": f"^{PAGE_SIZE_PATTERN.pattern}$", "description": f"1 to {MAX_PAGE_SIZE} (default 100)"}
+CURSOR = {"pattern": f"^{CURSOR_PATTERN.pattern}$", "description": "From a previous page's links.next"}
 
 
 def _package_url(base: str, package: Package) -> str:
     return f"{base}{PREFIX}/packages/{package.id}"
 
 
-@router.get("/packages", response_class=JsonApiResponse, summary="List the Flow Results packages")
+@router.get(
+    "/packages",
+    response_class=JsonApiResponse,
+    summary="List the Flow Results packages",
+    responses={200: {"model": PackageList}},
+)
 async def list_packages(
     _: ResultsReader, service: Floip, db: SessionDep, settings: SettingsDep
 ) -> JsonApiResponse:
@@ -92,9 +121,14 @@ async def list_packages(
     return JsonApiResponse({"data": data, "links": links})
 
 
-@router.get("/packages/{package_id}", response_class=JsonApiResponse, summary="A package's descriptor")
+@router.get(
+    "/packages/{package_id}",
+    response_class=JsonApiResponse,
+    summary="A package's descriptor",
+    responses={200: {"model": PackageDocument}},
+)
 async def get_package(
-    package_id: str, _: ResultsReader, service: Floip, db: SessionDep, settings: SettingsDep
+    package_id: PackageId, _: ResultsReader, service: Floip, db: SessionDep, settings: SettingsDep
 ) -> JsonApiResponse:
     """The descriptor, its resource pointing at the paginated responses."""
     package = service.package(package_id)
@@ -112,17 +146,22 @@ async def get_package(
     return JsonApiResponse({"data": data, "links": {"self": url}})
 
 
-@router.get("/packages/{package_id}/responses", response_class=JsonApiResponse, summary="A package's rows")
+@router.get(
+    "/packages/{package_id}/responses",
+    response_class=JsonApiResponse,
+    summary="A package's rows",
+    responses={200: {"model": ResponsesDocument}},
+)
 async def get_responses(
-    package_id: str,
+    package_id: PackageId,
     _: ResultsReader,
     service: Floip,
     db: SessionDep,
     settings: SettingsDep,
-    start: Annotated[str | None, Query(alias="filter[start-timestamp]")] = None,
-    end: Annotated[str | None, Query(alias="filter[end-timestamp]")] = None,
-    size: Annotated[str | None, Query(alias="page[size]")] = None,
-    cursor: Annotated[str | None, Query(alias="page[afterCursor]")] = None,
+    start: Annotated[str | None, Query(alias="filter[start-timestamp]", json_schema_extra=TIMESTAMP)] = None,
+    end: Annotated[str | None, Query(alias="filter[end-timestamp]", json_schema_extra=TIMESTAMP)] = None,
+    size: Annotated[str | None, Query(alias="page[size]", json_schema_extra=SIZE)] = None,
+    cursor: Annotated[str | None, Query(alias="page[afterCursor]", json_schema_extra=CURSOR)] = None,
     before: Annotated[str | None, Query(alias="page[beforeCursor]", include_in_schema=False)] = None,
 ) -> JsonApiResponse:
     """Rows by row id: after `filter[start-timestamp]` (exclusive), up to `filter[end-timestamp]`."""
