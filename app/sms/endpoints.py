@@ -5,20 +5,18 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from twilio.twiml.messaging_response import MessagingResponse
 
-from app.broadcasts.deps import NewsDep
-from app.cases.deps import CaseLineDep
-from app.contacts.deps import ContactsDep
-from app.deps import FlowsDep, PseudonymsDep, SessionDep, SettingsDep
+from app.broadcasts.deps import news_for
+from app.contacts.deps import contacts_for
+from app.deps import SessionDep
 from app.errors import InvalidWebhook
 from app.privacy.pseudonym import normalize_e164
-from app.sessions.service import ConversationService
+from app.sessions.deps import conversations_for
+from app.settings import Settings
 from app.sms.service import SmsContext, SmsService
-from app.stats.rollup import SessionStats
 from app.webhooks.routes import TWIML, TwimlRoute
 from app.webhooks.signature import TwilioForm
 
@@ -26,23 +24,16 @@ router = APIRouter(prefix="/twilio/sms", tags=["twilio"], route_class=TwimlRoute
 MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
 
 
-def _service(
-    db: SessionDep,
-    flows: FlowsDep,
-    pseudonyms: PseudonymsDep,
-    settings: SettingsDep,
-    contacts: ContactsDep,
-    news: NewsDep,
-    cases: CaseLineDep,
-) -> SmsService:
+async def _service(request: Request, db: SessionDep) -> SmsService:
+    state = request.app.state
+    settings: Settings = state.settings
     context = SmsContext(
-        flow=flows[settings.default_flow],
+        flow=state.flows[settings.default_flow],
         idle=timedelta(minutes=settings.sms_idle_minutes),
-        contacts=contacts,
-        news=news,
+        contacts=contacts_for(state, db),
+        news=news_for(state, db),
     )
-    stats = SessionStats(db, ZoneInfo(settings.stats_time_zone))
-    conversations = ConversationService(db, flows, pseudonyms, news, cases=cases, stats=stats)
+    conversations = conversations_for(state, db, recordings=False)
     return SmsService(db, conversations, context)
 
 

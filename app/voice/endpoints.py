@@ -5,23 +5,19 @@ from __future__ import annotations
 import logging
 import re
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 from sqlalchemy.exc import IntegrityError
 
-from app.broadcasts.deps import NewsDep
-from app.cases.deps import CaseLineDep
-from app.contacts.deps import ContactsDep
-from app.deps import FlowsDep, PseudonymsDep, SessionDep, SettingsDep
+from app.contacts.deps import contacts_for
+from app.deps import SessionDep, SettingsDep
 from app.errors import InvalidWebhook
 from app.flows.events import Digits, NoInput, Recording
 from app.outbox.service import Outbox
 from app.privacy.pseudonym import normalize_e164
-from app.recordings.service import RecordingService
+from app.sessions.deps import conversations_for
 from app.sessions.service import Channel, ConversationService, Replay, Turn
 from app.settings import Settings
-from app.stats.rollup import SessionStats
 from app.voice.callback import CallbackService
 from app.voice.twiml import VoiceRenderer
 from app.webhooks.routes import TWIML, TwimlRoute
@@ -35,16 +31,8 @@ SESSION_ID = r"^[0-9a-f]{32}$"
 RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
 
 
-async def _conversations(
-    db: SessionDep,
-    flows: FlowsDep,
-    pseudonyms: PseudonymsDep,
-    settings: SettingsDep,
-    news: NewsDep,
-    cases: CaseLineDep,
-) -> ConversationService:
-    stats = SessionStats(db, ZoneInfo(settings.stats_time_zone))
-    return ConversationService(db, flows, pseudonyms, news, RecordingService(db, settings), cases, stats)
+async def _conversations(request: Request, db: SessionDep) -> ConversationService:
+    return conversations_for(request.app.state, db, recordings=True)
 
 
 async def _renderer(request: Request) -> VoiceRenderer:
@@ -52,8 +40,9 @@ async def _renderer(request: Request) -> VoiceRenderer:
     return renderer
 
 
-async def _callbacks(db: SessionDep, settings: SettingsDep, contacts: ContactsDep) -> CallbackService:
-    return CallbackService(db, settings, contacts, Outbox(db, settings))
+async def _callbacks(request: Request, db: SessionDep) -> CallbackService:
+    settings: Settings = request.app.state.settings
+    return CallbackService(db, settings, contacts_for(request.app.state, db), Outbox(db, settings))
 
 
 Conversations = Annotated[ConversationService, Depends(_conversations)]
