@@ -33,7 +33,7 @@ from app.flows.model import FlowDefinition
 from app.privacy.masking import mask_caller_text
 from app.privacy.pseudonym import Pseudonymizer
 from app.recordings.service import RecordingRegistrar
-from app.sessions.models import CallSession, Interaction
+from app.sessions.models import CallSession
 from app.sessions.repository import SessionRepository
 from app.stats import DEFAULT_STATS_ZONE
 from app.stats.rollup import SessionStats
@@ -253,8 +253,8 @@ class ConversationService:
             # First: a profile answer describes the session, and so the interactions written below.
             await self.survey.record(session, step.events, flow)
             await self.stats.step(session, flow, step.events)
-        self.sessions.add_interactions(_interactions(session, number, step.events, before))
         await self.db.flush()
+        await self.sessions.add_interactions(list(_interactions(session, number, step.events, before)))
 
 
 def stored_value(value: str) -> str:
@@ -264,8 +264,8 @@ def stored_value(value: str) -> str:
 
 def _interactions(
     session: CallSession, number: int, events: tuple[Event, ...], before: RunState
-) -> Iterator[Interaction]:
-    """One row per stored event, with the language in force at that moment and the session's demographics."""
+) -> Iterator[dict[str, object]]:
+    """One interactions row per stored event: the language in force then, the session's demographics."""
     language, current_node = before.language, before.node
     now = utcnow()
     seq = 0
@@ -304,16 +304,16 @@ def _interactions(
         else:
             continue
         seq += 1
-        yield Interaction(
-            session_id=session.id,
-            step=number,
-            seq=seq,
-            channel=session.channel,
-            flow_id=session.flow_id,
-            language=language,
-            gender=session.gender,
-            age_band=session.age_band,
-            community=session.community,
-            created_at=now,
+        yield {
+            "session_id": session.id,
+            "step": number,
+            "seq": seq,
+            "channel": session.channel,
+            "flow_id": session.flow_id,
+            "language": language,
+            "gender": session.gender,
+            "age_band": session.age_band,
+            "community": session.community,
+            "created_at": now,
             **row,
-        )
+        }

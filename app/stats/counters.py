@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from app.db.base import table_of
 from app.stats.dimensions import Grain, period_start
 from app.stats.models import StatsCount
 
@@ -80,6 +81,17 @@ def move(db: AsyncSession, item: Item, day: date, old: People, new: People, amou
 COLUMNS = ("metric", "grain", "period_start", "subject", "detail", "service", *People._fields)
 
 
+def _upsert(builder: Any) -> Any:
+    statement = builder(table_of(StatsCount))
+    return statement.on_conflict_do_update(
+        index_elements=list(COLUMNS), set_={"value": StatsCount.value + statement.excluded.value}
+    )
+
+
+# Built once: building the upsert on every commit cost more than running it.
+UPSERT = {"postgresql": _upsert(postgresql.insert), "sqlite": _upsert(sqlite.insert)}
+
+
 @event.listens_for(Session, "before_commit")
 def _write_pending(session: Session) -> None:
     """Upsert the transaction's counter changes, in key order; zero changes are skipped."""
@@ -93,12 +105,9 @@ def _write_pending(session: Session) -> None:
     ]
     if not rows:
         return
-    builder = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = builder(StatsCount)
-    statement = statement.on_conflict_do_update(
-        index_elements=list(COLUMNS), set_={"value": StatsCount.value + statement.excluded.value}
-    )
-    session.execute(statement, rows)
+    session.flush()  # the transaction's other changes first, as before the counters were written last
+    connection = session.connection()
+    connection.execute(UPSERT[connection.dialect.name], rows)
 
 
 @event.listens_for(Session, "after_soft_rollback")

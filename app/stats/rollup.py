@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.callers.models import Caller
-from app.db.base import utcnow
+from app.db.base import table_of, utcnow
 from app.flows.events import Answered, Event, NodeEntered, NodeKind
 from app.flows.model import SKIPPED, FlowDefinition
 from app.privacy.masking import mask_caller_text
@@ -100,9 +100,10 @@ def message_seconds(flow: FlowDefinition, node: str, language: str | None) -> fl
 MEMBER_KEY = ["grain", "period_start", "caller_id", "service"]
 JOIN = {
     # Built once: a statement rebuilt per call costs more than running it (every new session joins).
-    postgres: builder(StatsMember)
+    # One statement for the day, week and month: it returns the grains where the caller was new.
+    postgres: builder(table_of(StatsMember))
     .on_conflict_do_nothing(index_elements=MEMBER_KEY)
-    .returning(StatsMember.caller_id)
+    .returning(table_of(StatsMember).c.grain)
     for postgres, builder in ((True, postgresql.insert), (False, sqlite.insert))
 }
 
@@ -196,29 +197,35 @@ class SessionStats:
         if session.caller_id is None or snap.first_day is None:
             return  # a withheld number: the session counts, but nobody can be told apart
         came_before = snap.first_day < snap.day
-        for grain in Grain:
-            start = period_start(grain, snap.day)
-            is_new = start <= snap.first_day <= period_end(grain, start)
-            values = {
+        periods = {grain: period_start(grain, snap.day) for grain in Grain}
+        rows = [
+            {
                 "grain": grain.value,
                 "period_start": start,
                 "caller_id": session.caller_id,
                 "service": service,
                 "owner": session.id,
-                "is_new": is_new,
+                "is_new": start <= snap.first_day <= period_end(grain, start),
                 "came_back": came_before,
                 **snap.people._asdict(),
             }
-            if await self._insert_member(values):
-                for metric in _participant_metrics(is_new, came_before):
-                    count_in(self.db, Item(metric, service=service), grain, start, snap.people)
+            for grain, start in periods.items()
+        ]
+        joined = await self._insert_members(rows)
+        for row in rows:
+            grain = Grain(row["grain"])
+            if grain.value in joined:
+                for metric in _participant_metrics(row["is_new"], came_before):
+                    count_in(self.db, Item(metric, service=service), grain, periods[grain], snap.people)
             elif came_before:
-                await self._now_returning(grain, start, session.caller_id, service)
+                await self._now_returning(grain, periods[grain], session.caller_id, service)
 
-    async def _insert_member(self, values: dict[str, Any]) -> bool:
-        """Insert a membership unless the caller is already counted there; whether it was inserted."""
-        statement = JOIN[self.db.get_bind().dialect.name == "postgresql"]
-        return (await self.db.execute(statement, values)).first() is not None
+    async def _insert_members(self, rows: list[dict[str, Any]]) -> set[str]:
+        """Insert memberships unless the caller is already counted there; the grains inserted."""
+        await self.db.flush()  # the session row first: a membership names it as its owner
+        connection = await self.db.connection()
+        statement = JOIN[connection.dialect.name == "postgresql"]
+        return set((await connection.execute(statement, rows)).scalars())
 
     async def _now_returning(self, grain: Grain, start: date, caller_id: int, service: str) -> None:
         """A participant counted earlier in the period is back on another day: count them as returning."""
