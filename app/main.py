@@ -33,6 +33,7 @@ from app.voice.endpoints import router as voice_router
 from app.voice.fallback import router as voice_fallback_router
 from app.voice.twiml import VoiceRenderer
 from app.web.setup import add_web
+from app.webhooks.admission import Admission
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_async_engine(settings.sqlalchemy_url, pool_pre_ping=True)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Made here, on the loop that serves the requests (an asyncio primitive belongs to one loop).
+        app.state.admission = Admission(settings.webhook_concurrency, settings.webhook_queue_seconds)
         yield
         await engine.dispose()
 

@@ -40,6 +40,12 @@ WEBHOOK_SECONDS = Histogram(
 WEBHOOK_STEPS = Counter(
     "rimay_webhook_steps", "Conversation steps answered (calls started and keys pressed, texts).", ["channel"]
 )
+TURNED_AWAY = Counter(
+    "rimay_webhooks_turned_away",
+    "Webhooks answered with the apology without being worked on: the worker was busy past the queue's "
+    "wait (busy), or the database was down (database).",
+    ["reason"],
+)
 OUTBOX = Gauge(
     "rimay_outbox_messages",
     "Outbox rows by status (pending and sending are the queue; failed need a look).",

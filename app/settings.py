@@ -10,7 +10,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.stats import DEFAULT_STATS_ZONE
@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 PLACEHOLDERS = frozenset({"", "changeme", "change-me", "secret", "placeholder", "dev", "test", "xxx"})
 MIN_SECRET_LENGTH = 32
+TWILIO_TIMEOUT_SECONDS = 15
+"""Twilio waits this long for a webhook's answer, then plays its own (English) error."""
 
 
 class Environment(StrEnum):
@@ -82,6 +84,11 @@ class Settings(BaseSettings):
     # A Twilio webhook not answered within this many seconds (a hung database) gets the outage apology and
     # a hang-up rather than silence; Twilio itself gives up after 15 s with an English message.
     webhook_deadline_seconds: float = Field(default=1.5, ge=0.5, le=12)
+    # Each worker works on at most this many Twilio webhooks at once; the others wait their turn for up to
+    # RIMAY_WEBHOOK_QUEUE_SECONDS, then get the apology. Together with the deadline it must stay under
+    # Twilio's 15 s.
+    webhook_concurrency: int = Field(default=8, ge=1, le=1000)
+    webhook_queue_seconds: float = Field(default=8.0, ge=0, le=12)
     # Partner statistics: any count below this is published as null ("suppressed"); never below 3.
     stats_min_cell: int = Field(default=5, ge=3, le=1000)
     # Days, weeks and months of the statistics are counted in this time zone (IANA name).
@@ -154,6 +161,16 @@ class Settings(BaseSettings):
     def auth_token(self) -> str:
         """Twilio's auth token; in development a local one lets `rimay call` sign requests."""
         return self._secret(self.twilio_auth_token, "TWILIO_AUTH_TOKEN", "twilio_auth_token").decode()
+
+    @model_validator(mode="after")
+    def _within_twilio_timeout(self) -> Settings:
+        total = self.webhook_queue_seconds + self.webhook_deadline_seconds
+        if total > TWILIO_TIMEOUT_SECONDS - 1:
+            raise ValueError(
+                f"RIMAY_WEBHOOK_QUEUE_SECONDS + RIMAY_WEBHOOK_DEADLINE_SECONDS is {total:g} s: keep it at "
+                f"most {TWILIO_TIMEOUT_SECONDS - 1} s, or Twilio gives up first and plays its English error"
+            )
+        return self
 
     def check(self) -> None:
         """Fail fast: resolve every secret now so a bad one stops start-up with a clear message."""

@@ -10,6 +10,7 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Literal
@@ -261,3 +262,40 @@ def test_sqlite_locked_then_released(tmp_path: Path, audio_data_dir: Path) -> No
             assert_recovers(twilio)
         finally:
             twilio.http.close()
+
+
+def test_a_surge_during_an_outage_is_answered_within_the_limit(tmp_path: Path, audio_data_dir: Path) -> None:
+    """Eight calls at once on a worker with one slot while the database is locked: without admission
+    control each would wait for the one before it to reach the deadline (8 x 1.5 s); the first finds the
+    database down and the others are answered at once. Once unlocked, the next call gets the menu."""
+    env = {"RIMAY_WEBHOOK_CONCURRENCY": "1", "RIMAY_WEBHOOK_QUEUE_SECONDS": "10"}
+    with running_service(
+        tmp_path, generated_audio=audio_data_dir / "audio", log_level="INFO", env=env
+    ) as service:
+        twilio = Twilio(service)
+        try:
+            assert_recovers(twilio)
+            holder = sqlite3.connect(service.data_dir / "rimay.sqlite3", isolation_level=None, timeout=10)
+            holder.execute("BEGIN EXCLUSIVE")
+            try:
+                with ThreadPoolExecutor(max_workers=8) as pool:
+                    answers = list(pool.map(lambda _: _one_call(service), range(8)))
+                for response, took in answers:
+                    assert_apology(response, took, ["es", "qu"])
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+            assert_recovers(twilio)
+            metrics = twilio.http.get("/metrics").text
+            assert 'rimay_webhooks_turned_away_total{reason="database"}' in metrics
+        finally:
+            twilio.http.close()
+
+
+def _one_call(service: Service) -> tuple[httpx.Response, float]:
+    """A new call from a client of its own (as Twilio's many fetchers are)."""
+    twilio = Twilio(service)
+    try:
+        return twilio.new_call()
+    finally:
+        twilio.http.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException  # FastAPI's is a subclass; a bad
 from twilio.twiml.messaging_response import MessagingResponse
 
 from app.errors import RimayError, SessionNotFound
+from app.webhooks.admission import Admission
 from app.webhooks.outage import (
     DEADLINE_SECONDS,
     is_database_outage,
@@ -77,16 +78,31 @@ class GuardedRoute(APIRoute):
 class TwimlRoute(GuardedRoute):
     """Errors become the app's TwiML apology (in Spanish and Quechua) instead of Twilio's English one."""
 
+    queued: ClassVar[bool] = True
+    """Whether the route waits for a slot of the worker's admission control (app/webhooks/admission.py)."""
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         guarded = super().get_route_handler()
 
-        async def handler(request: Request) -> Response:
+        async def bounded(request: Request) -> Response:
             deadline = deadline_of(request)
             answer = await within(lambda: with_own_dependencies(request, lambda: guarded(request)), deadline)
             if answer is not None:
                 return answer
             log.error("webhook %s: no answer within %.1f s, database hung?", request.url.path, deadline)
             return self.unavailable(request)
+
+        async def handler(request: Request) -> Response:
+            admission: Admission | None = getattr(request.app.state, "admission", None)
+            if admission is None or not self.queued:
+                return await bounded(request)
+            async with admission.turn() as admitted:
+                if not admitted:
+                    log.warning("webhook %s turned away: %s", request.url.path, _why(admission))
+                    return self.unavailable(request)
+                answer = await bounded(request)
+                admission.report(database_down=getattr(request.state, "database_down", False))
+                return answer
 
         return handler
 
@@ -104,9 +120,20 @@ class TwimlRoute(GuardedRoute):
 
     def unavailable(self, request: Request) -> Response:
         """The database is down: the shipped apology and a hang-up, or a short text in both languages."""
+        request.state.database_down = True
         if request.url.path.startswith("/twilio/sms"):
             return Response(content=sms_apology(), media_type=TWIML)
         return Response(content=request_voice_apology(request), media_type=TWIML)
+
+
+class FallbackRoute(TwimlRoute):
+    """Twilio's fallback URLs: answered at once, never queued behind the webhooks that failed."""
+
+    queued = False
+
+
+def _why(admission: Admission) -> str:
+    return "the database is down" if admission.database_down else "busy past the queue's wait"
 
 
 def deadline_of(request: Request) -> float:

@@ -1,0 +1,200 @@
+"""Admission control: a few webhooks worked on at once per worker, the rest queued briefly or turned away."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from prometheus_client import REGISTRY
+from pydantic import ValidationError
+
+from app.main import create_app
+from app.settings import Settings
+from app.simulator import TwilioSigner
+from app.webhooks.admission import Admission
+from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
+
+SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+NEW_CALL = {"CallSid": "CA" + "1" * 32, "From": "+51987000111", "To": "+15005550006"}
+
+
+def turned_away(reason: str) -> float:
+    """The process's count of webhooks turned away for this reason."""
+    return REGISTRY.get_sample_value("rimay_webhooks_turned_away_total", {"reason": reason}) or 0.0
+
+
+async def enter(admission: Admission, held: list[asyncio.Event], log: list[str], name: str) -> None:
+    """Take a turn, note whether it was admitted, and hold the slot until told to let go."""
+    async with admission.turn() as admitted:
+        log.append(f"{name}:{'in' if admitted else 'away'}")
+        if admitted:
+            done = asyncio.Event()
+            held.append(done)
+            await done.wait()
+
+
+async def test_free_slots_admit_at_once_and_waiters_go_in_order() -> None:
+    """Two slots: two webhooks start at once, the third and fourth wait and go in arrival order."""
+    admission = Admission(slots=2, wait_seconds=5)
+    held: list[asyncio.Event] = []
+    log: list[str] = []
+    tasks = [asyncio.create_task(enter(admission, held, log, name)) for name in "abcd"]
+    await asyncio.sleep(0.05)
+    assert log == ["a:in", "b:in"]
+    held[0].set()
+    await asyncio.sleep(0.05)
+    assert log == ["a:in", "b:in", "c:in"]
+    held[1].set()
+    await asyncio.sleep(0.05)
+    assert log == ["a:in", "b:in", "c:in", "d:in"]
+    for event in held:
+        event.set()
+    await asyncio.gather(*tasks)
+
+
+async def test_waiting_past_the_queue_limit_is_turned_away_and_loses_no_slot() -> None:
+    """A webhook that waits longer than allowed is turned away (busy); the slot count stays whole."""
+    admission = Admission(slots=1, wait_seconds=0.1)
+    held: list[asyncio.Event] = []
+    log: list[str] = []
+    before = turned_away("busy")
+    first = asyncio.create_task(enter(admission, held, log, "a"))
+    await asyncio.sleep(0.02)
+    started = time.monotonic()
+    await enter(admission, held, log, "b")
+    assert 0.09 <= time.monotonic() - started < 1.0
+    assert log == ["a:in", "b:away"]
+    assert turned_away("busy") == before + 1
+    held[0].set()
+    await first
+    await asyncio.wait_for(enter_and_leave(admission), timeout=0.1)  # the slot is free again
+
+
+async def enter_and_leave(admission: Admission) -> bool:
+    """Take a turn and give it back at once; whether it was admitted."""
+    async with admission.turn() as admitted:
+        return admitted
+
+
+async def test_database_down_turns_waiters_away_at_once_and_a_free_slot_probes() -> None:
+    """While the database is down, waiting is pointless: waiters are answered at once; a free slot still
+    lets a webhook try (that is how the service notices the database is back)."""
+    admission = Admission(slots=1, wait_seconds=10)
+    held: list[asyncio.Event] = []
+    log: list[str] = []
+    before = turned_away("database")
+    first = asyncio.create_task(enter(admission, held, log, "a"))
+    await asyncio.sleep(0.02)
+    waiter = asyncio.create_task(enter(admission, held, log, "b"))
+    await asyncio.sleep(0.02)
+    assert log == ["a:in"]
+    admission.report(database_down=True)
+    await asyncio.wait_for(waiter, timeout=0.5)
+    assert log == ["a:in", "b:away"]
+    assert not await enter_and_leave(admission)  # arrives while the slot is taken: away at once
+    assert turned_away("database") == before + 2
+    held[0].set()
+    await first
+    assert await enter_and_leave(admission)  # a free slot: admitted, to find out
+    admission.report(database_down=False)
+    assert not admission.database_down
+
+
+async def test_slots_survive_a_storm_of_timeouts_and_releases() -> None:
+    """Waiters giving up while slots are being released never lose or double a slot."""
+    admission = Admission(slots=3, wait_seconds=0.005)
+    rng = random.Random(7)
+    inside = 0
+    most = 0
+
+    async def visit() -> None:
+        nonlocal inside, most
+        async with admission.turn() as admitted:
+            if admitted:
+                inside += 1
+                most = max(most, inside)
+                await asyncio.sleep(rng.choice((0, 0.001, 0.004, 0.006)))
+                inside -= 1
+
+    for _ in range(20):
+        await asyncio.gather(*(visit() for _ in range(30)))
+    assert most == 3
+    entered = [asyncio.create_task(enter_and_leave(admission)) for _ in range(3)]
+    assert all(await asyncio.gather(*entered))
+    assert admission._slots._value == 3
+
+
+@pytest.fixture
+async def served(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app with one slot and no queue, its lifespan entered (that is where admission is made)."""
+    app = create_app(settings.model_copy(update={"webhook_concurrency": 1, "webhook_queue_seconds": 0}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_BASE_URL) as http:
+            yield app, http
+
+
+async def post(http: httpx.AsyncClient, path: str, params: dict[str, str]) -> httpx.Response:
+    """A webhook signed like Twilio's."""
+    signer = TwilioSigner(AUTH_TOKEN, PUBLIC_BASE_URL)
+    return await http.post(path, data=params, headers=signer.headers(signer.public(path), params))
+
+
+def verbs(response: httpx.Response) -> list[str]:
+    """The TwiML's top-level verbs."""
+    return [verb.tag for verb in ET.fromstring(response.text)]  # noqa: S314 - our own server's TwiML
+
+
+@SQLITE
+async def test_a_busy_worker_answers_the_apology_not_silence(
+    served: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    """Every slot busy and no queue: the shipped apology and a hang-up at once; Twilio's fallback URL is
+    never queued; with the slot free the same call gets the menu."""
+    app, http = served
+    admission: Admission = app.state.admission
+    before = turned_away("busy")
+    async with admission.turn() as admitted:
+        assert admitted
+        response = await post(http, "/twilio/voice", NEW_CALL)
+        assert response.status_code == 200
+        assert verbs(response) == ["Play", "Play", "Hangup"]
+        assert "/system/outage.mp3" in response.text
+        fallback = await post(http, "/twilio/voice/fallback", {**NEW_CALL, "ErrorCode": "11200"})
+        assert fallback.status_code == 200
+        assert verbs(fallback)[-1] == "Hangup"
+    assert turned_away("busy") == before + 1
+    assert not admission.database_down  # being busy is not an outage
+    response = await post(http, "/twilio/voice", NEW_CALL)
+    assert "Gather" in verbs(response)
+    assert "outage" not in response.text
+
+
+@SQLITE
+async def test_a_queued_webhook_is_answered_when_its_turn_comes(settings: Settings) -> None:
+    """One slot, a 2 s queue: a webhook that arrives while the slot is taken waits and gets the menu."""
+    app = create_app(settings.model_copy(update={"webhook_concurrency": 1, "webhook_queue_seconds": 2}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_BASE_URL) as http:
+            admission: Admission = app.state.admission
+            async with admission.turn():
+                waiting = asyncio.create_task(post(http, "/twilio/voice", NEW_CALL))
+                await asyncio.sleep(0.3)
+                assert not waiting.done()
+            response = await asyncio.wait_for(waiting, timeout=5)
+    assert "Gather" in verbs(response)
+
+
+@SQLITE
+def test_queue_and_deadline_must_fit_in_twilio_timeout(settings: Settings) -> None:
+    """A queue wait plus deadline past Twilio's 15 s is refused at start, saying which settings."""
+    fields = settings.model_dump() | {"webhook_queue_seconds": 12, "webhook_deadline_seconds": 3}
+    with pytest.raises(ValidationError, match="RIMAY_WEBHOOK_QUEUE_SECONDS"):
+        Settings(**fields)
