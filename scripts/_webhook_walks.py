@@ -20,7 +20,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -386,12 +386,26 @@ def worker_pids(parent: int) -> list[int]:
 
 
 def cpu_seconds(parent: int) -> float:
-    """The user and system CPU time the workers used so far (fields 14 and 15 of /proc/<pid>/stat)."""
+    """The user and system CPU time the workers used so far."""
+    return _cpu_of(worker_pids(parent))
+
+
+def database_cpu_seconds() -> float:
+    """The CPU time every PostgreSQL process on this machine used so far (the server and its backends)."""
+    return _cpu_of(pid for pid in _all_pids() if _read(f"/proc/{pid}/comm").strip() == b"postgres")
+
+
+def _cpu_of(pids: Iterable[int]) -> float:
+    """User and system CPU time of these processes (fields 14 and 15 of /proc/<pid>/stat), in seconds."""
     ticks = 0
-    for pid in worker_pids(parent):
+    for pid in pids:
         fields = _read(f"/proc/{pid}/stat").rsplit(b")", 1)[-1].split()
         ticks += int(fields[11]) + int(fields[12]) if len(fields) > 12 else 0
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _all_pids() -> list[int]:
+    return [int(path.name) for path in Path("/proc").iterdir() if path.name.isdigit()]
 
 
 def peak_rss_mb(parent: int) -> tuple[int, ...]:
@@ -406,10 +420,10 @@ def peak_rss_mb(parent: int) -> tuple[int, ...]:
 
 def _children(parent: int) -> list[int]:
     children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        fields = _read(str(stat)).rsplit(b")", 1)[-1].split()
+    for pid in _all_pids():
+        fields = _read(f"/proc/{pid}/stat").rsplit(b")", 1)[-1].split()
         if len(fields) > 1 and fields[1] == str(parent).encode():
-            children.append(int(stat.parent.name))
+            children.append(pid)
     return children
 
 

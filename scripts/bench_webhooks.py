@@ -45,6 +45,7 @@ from scripts._webhook_walks import (  # noqa: E402
     Tally,
     caller_loop,
     cpu_seconds,
+    database_cpu_seconds,
     evidence,
     free_port,
     peak_rss_mb,
@@ -119,6 +120,10 @@ class Stats:
     rss_mb: tuple[int, ...]
     cpu_ms: float
     """The workers' CPU time (user and system) per step, over the whole drive."""
+    client_ms: float
+    """The simulated callers' CPU time per step (this process: signing, HTTP, reading the TwiML)."""
+    database_ms: float
+    """PostgreSQL's CPU time per step (every postgres process; 0 on SQLite, which runs in the workers)."""
 
 
 @dataclass(frozen=True)
@@ -142,16 +147,25 @@ def percentile(ordered: Sequence[float], fraction: float) -> float:
 def measured(
     pid: int, drive: Coroutine[Any, Any, tuple[Tally, float]], options: Options
 ) -> tuple[Stats, Tally]:
-    """Run a drive against the server ``pid``; its figures, with the workers' CPU time and peak memory."""
-    before = cpu_seconds(pid)
+    """Run a drive against the server ``pid``; its figures, with the CPU time per step and peak memory.
+
+    The CPU time is split three ways (workers, callers, PostgreSQL) because all three share this
+    machine's cores: what the callers and the database use is not there for the workers.
+    """
+    before = (cpu_seconds(pid), time.process_time(), database_cpu_seconds())
     tally, started = asyncio.run(drive)
-    used = cpu_seconds(pid) - before
-    cpu_ms = used * 1000 / len(tally.samples) if tally.samples else 0.0
+    after = (cpu_seconds(pid), time.process_time(), database_cpu_seconds())
+    steps = len(tally.samples) or 1
+    cpu_ms = tuple((end - start) * 1000 / steps for start, end in zip(before, after, strict=True))
     return summarize(tally, started, options, peak_rss_mb(pid), cpu_ms), tally
 
 
 def summarize(
-    tally: Tally, started: float, options: Options, rss_mb: tuple[int, ...], cpu_ms: float
+    tally: Tally,
+    started: float,
+    options: Options,
+    rss_mb: tuple[int, ...],
+    cpu_ms: tuple[float, float, float],
 ) -> Stats:
     """Steps finished inside the measured window (after the warm-up), their rate and latency."""
     begin = started + options.warmup
@@ -160,7 +174,7 @@ def summarize(
     return Stats(
         steps=len(window), per_second=len(window) / options.seconds, p50=percentile(window, 0.50),
         p95=percentile(window, 0.95), p99=percentile(window, 0.99), errors=tally.errors, rss_mb=rss_mb,
-        cpu_ms=cpu_ms,
+        cpu_ms=cpu_ms[0], client_ms=cpu_ms[1], database_ms=cpu_ms[2],
     )  # fmt: skip
 
 
@@ -263,7 +277,7 @@ def _row(name: str, stats: Stats) -> str:
     rss = " / ".join(str(mb) for mb in stats.rss_mb) or "?"
     return (
         f"| {name} | {stats.per_second:,.1f} | {stats.p50:.1f} | {stats.p95:.1f} | {stats.p99:.1f} "
-        f"| {stats.errors} | {stats.cpu_ms:.1f} | {rss} |"
+        f"| {stats.errors} | {stats.cpu_ms:.2f} | {stats.client_ms:.2f} | {stats.database_ms:.2f} | {rss} |"
     )
 
 
@@ -279,8 +293,9 @@ def report(results: Sequence[Result], options: Options) -> str:
             f"{result.config.label}: {options.callers} callers, {options.seconds:g} s measured "
             f"after {options.warmup:g} s warm-up",
             "",
-            "| app | steps/s | p50 ms | p95 ms | p99 ms | errors | CPU ms/step | peak RSS per worker MB |",
-            "|---|---|---|---|---|---|---|---|",
+            "| app | steps/s | p50 ms | p95 ms | p99 ms | errors | CPU ms/step: workers | callers "
+            "| PostgreSQL | peak RSS per worker MB |",
+            "|---|---|---|---|---|---|---|---|---|---|",
             _row("Rimay", rimay),
             _row("bare FastAPI floor", floor),
             "",
