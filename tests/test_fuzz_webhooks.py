@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import secrets
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -16,9 +15,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from app.settings import Settings
 from tests.conftest import PUBLIC_BASE_URL
-from tests.test_fuzz_flows import Harness, plaintext_numbers
+from tests.fuzz_support import Harness, harness, plaintext_numbers
+
+__all__ = ["harness"]  # a fixture, used by name
 
 NUMBERS = ("+51964777111", "+51964888222")
 """Posted in every field a number could go; none may be stored or logged in plaintext."""
@@ -106,16 +106,6 @@ def check_answer(response: httpx.Response, path: str) -> None:
     assert 200 <= response.status_code < 300
     assert response.headers["content-type"].startswith("application/xml")
     assert ET.fromstring(response.text).tag == "Response"  # noqa: S314 - our own server's answer
-
-
-@pytest.fixture
-def harness(settings: Settings) -> Iterator[Harness]:
-    """The app over the test's database, on a loop of its own."""
-    made = Harness(settings)
-    try:
-        yield made
-    finally:
-        made.close()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

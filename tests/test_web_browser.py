@@ -18,7 +18,7 @@ from tests.browser import chromium, create_staff, new_page, require_chromium, si
 from tests.outbound import sessions_for
 from tests.samples import wav
 from tests.server import Service, running_service
-from tests.test_web_cases import Seeded, seed_case
+from tests.web_cases_support import Seeded, seed_case
 
 PASSWORD = "una clave bastante larga"
 MANAGER = "gestora@example.org"

@@ -20,11 +20,10 @@ from app.staff.totp import new_seed
 from app.web import cases as case_pages
 from tests.outbound import NEEDLES, NUMBER
 from tests.test_web_auth import ADMIN, MANAGER, add_user, login, post_form, quiet
-from tests.web_cases_support import Seeded, act, actions, seed, seed_case, settings, web
+from tests.web_cases_support import act, actions, seed, settings, web
 
 AUDIO_DIGITS = NUMBER[-9:]
-# The fixtures, and seed_case and Seeded for test_web_browser and web for test_web_dashboard.
-__all__ = ["Seeded", "seed_case", "settings", "web"]
+__all__ = ["settings", "web"]  # fixtures, used by name
 
 
 # ---------------------------------------------------------------------- access

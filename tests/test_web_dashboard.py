@@ -20,7 +20,7 @@ from tests.browser import chromium, create_staff, new_page, require_chromium, si
 from tests.conftest import AUTH_TOKEN
 from tests.server import running_service
 from tests.test_web_auth import MANAGER, PASSWORD
-from tests.test_web_cases import web
+from tests.web_cases_support import web
 
 SURVEY = ["hola", "1", "2", "1"]
 """Spanish, the survey from the main menu, consent; the next answer is the gender."""
