@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.callers.models import Caller
-from app.db.upsert import insert_ignoring_conflicts
 
 
 class CallerRepository:
@@ -18,14 +18,18 @@ class CallerRepository:
         self.db = db
 
     async def touch(self, pseudonym: str, now: datetime) -> Caller:
-        """Return the caller with this pseudonym, creating them on first contact."""
-        await insert_ignoring_conflicts(
-            self.db, Caller, {"pseudonym": pseudonym, "first_seen": now, "last_seen": now}, ["pseudonym"]
+        """Return the caller with this pseudonym, creating them on first contact (one statement)."""
+        postgres = self.db.get_bind().dialect.name == "postgresql"
+        statement = (postgresql.insert if postgres else sqlite.insert)(Caller).values(
+            pseudonym=pseudonym, first_seen=now, last_seen=now
         )
-        await self.db.execute(update(Caller).where(Caller.pseudonym == pseudonym).values(last_seen=now))
-        caller = await self.db.scalar(select(Caller).where(Caller.pseudonym == pseudonym))
-        if caller is None:  # pragma: no cover - the row was inserted or existed a moment ago
-            raise LookupError("caller vanished during insert")
+        # Two first calls from one phone at once: one inserts, the other updates last_seen; both get the row.
+        upsert = statement.on_conflict_do_update(
+            index_elements=[Caller.pseudonym], set_={"last_seen": statement.excluded.last_seen}
+        ).returning(Caller)
+        caller = await self.db.scalar(upsert, execution_options={"populate_existing": True})
+        if caller is None:  # pragma: no cover - an upsert with RETURNING always returns its row
+            raise LookupError("caller upsert returned nothing")
         return caller
 
     async def remember_language(self, caller_id: int, language: str) -> None:
