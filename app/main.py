@@ -30,6 +30,7 @@ from app.stats.endpoints import router as stats_router
 from app.stats.errors import add_stats_error_handler
 from app.throttle.service import ThrottleKeys
 from app.voice.endpoints import router as voice_router
+from app.voice.endpoints import status_router as voice_status_router
 from app.voice.fallback import router as voice_fallback_router
 from app.voice.twiml import VoiceRenderer
 from app.web.setup import add_web
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     cipher = ContactCipher.from_secret(settings.contact_secret)
     app.state.contact_cipher = cipher
     app.include_router(voice_router)
+    app.include_router(voice_status_router)
     app.include_router(sms_router)
     app.include_router(voice_fallback_router)
     app.include_router(sms_fallback_router)

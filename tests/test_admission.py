@@ -106,6 +106,21 @@ async def test_database_down_turns_waiters_away_at_once_and_a_free_slot_probes()
     assert not admission.database_down
 
 
+async def test_one_slow_webhook_among_good_ones_is_not_an_outage() -> None:
+    """With several slots, the database counts as down only after three failures in a row."""
+    admission = Admission(slots=4, wait_seconds=5)
+    for outcome in (True, True, False, True, True, False):
+        admission.report(database_down=outcome)
+        assert not admission.database_down
+    for _ in range(2):
+        admission.report(database_down=True)
+        assert not admission.database_down
+    admission.report(database_down=True)
+    assert admission.database_down  # the third in a row
+    admission.report(database_down=False)
+    assert not admission.database_down
+
+
 async def test_slots_survive_a_storm_of_timeouts_and_releases() -> None:
     """Waiters giving up while slots are being released never lose or double a slot."""
     admission = Admission(slots=3, wait_seconds=0.005)
@@ -155,8 +170,8 @@ def verbs(response: httpx.Response) -> list[str]:
 async def test_a_busy_worker_answers_the_apology_not_silence(
     served: tuple[FastAPI, httpx.AsyncClient],
 ) -> None:
-    """Every slot busy and no queue: the shipped apology and a hang-up at once; Twilio's fallback URL is
-    never queued; with the slot free the same call gets the menu."""
+    """Every slot busy and no queue: the shipped apology and a hang-up at once; Twilio's fallback URL and
+    status callbacks are never queued; with the slot free the same call gets the menu."""
     app, http = served
     admission: Admission = app.state.admission
     before = turned_away("busy")
@@ -174,6 +189,11 @@ async def test_a_busy_worker_answers_the_apology_not_silence(
     response = await post(http, "/twilio/voice", NEW_CALL)
     assert "Gather" in verbs(response)
     assert "outage" not in response.text
+    async with admission.turn():
+        # A status callback is never turned away: no caller waits on it, and how the call ended would be lost.
+        ended = await post(http, "/twilio/voice/status", {**NEW_CALL, "CallStatus": "completed"})
+        assert ended.status_code == 204
+    assert turned_away("busy") == before + 1
 
 
 @SQLITE

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Response
 from app.privacy.pseudonym import normalize_e164
 from app.sms.endpoints import reply_twiml
 from app.webhooks.outage import sms_apology
-from app.webhooks.routes import TWIML, FallbackRoute
+from app.webhooks.routes import TWIML, UnqueuedRoute
 from app.webhooks.signature import TwilioForm
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/twilio/sms", tags=["twilio"], route_class=FallbackRoute)
+router = APIRouter(prefix="/twilio/sms", tags=["twilio"], route_class=UnqueuedRoute)
 
 
 @router.post("/fallback", summary="Twilio's fallback for a failed SMS webhook")

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.contacts.deps import contacts_for
 from app.deps import SessionDep, SettingsDep
-from app.errors import InvalidWebhook
+from app.errors import CallNotFound, InvalidWebhook
 from app.flows.events import Digits, NoInput, Recording
 from app.outbox.service import Outbox
 from app.privacy.pseudonym import normalize_e164
@@ -20,11 +20,12 @@ from app.sessions.service import Channel, ConversationService, Replay, Turn
 from app.settings import Settings
 from app.voice.callback import CallbackService
 from app.voice.twiml import VoiceRenderer
-from app.webhooks.routes import TWIML, TwimlRoute
+from app.webhooks.routes import TWIML, TwimlRoute, UnqueuedRoute
 from app.webhooks.signature import TwilioForm
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio/voice", tags=["twilio"], route_class=TwimlRoute)
+status_router = APIRouter(prefix="/twilio/voice", tags=["twilio"], route_class=UnqueuedRoute)
 
 CALL_SID = r"^CA[0-9a-fA-F]{32}$"
 SESSION_ID = r"^[0-9a-f]{32}$"
@@ -158,7 +159,7 @@ def _recording(form: dict[str, str]) -> Recording:
     return Recording(sid=sid, url=url, duration=int(duration[:6]), finished_with=form.get("Digits", "")[:1])
 
 
-@router.post("/status", summary="Call status callback")
+@status_router.post("/status", summary="Call status callback")
 async def call_status(form: TwilioForm, conversations: Conversations) -> Response:
     """Record call completion and duration."""
     call_sid = _call_sid(form)
@@ -167,7 +168,13 @@ async def call_status(form: TwilioForm, conversations: Conversations) -> Respons
         raise InvalidWebhook("CallStatus missing or malformed")
     raw_duration = form.get("CallDuration", "")
     duration = int(raw_duration) if raw_duration.isdigit() and len(raw_duration) < 9 else None
-    await conversations.call_status(call_sid, status, duration)
+    try:
+        await conversations.call_status(call_sid, status, duration)
+    except CallNotFound:
+        # A call whose first webhook was turned away or missed the deadline: nothing to record. A 4xx would
+        # only show as an error in Twilio's debugger.
+        log.info("call %s: %s, but it was never answered here", call_sid, status)
+        return Response(status_code=204)
     log.info("call %s: %s after %s s", call_sid, status, duration if duration is not None else "?")
     return Response(status_code=204)
 

@@ -7,11 +7,11 @@ import logging
 from fastapi import APIRouter, Request, Response
 
 from app.webhooks.outage import request_voice_apology
-from app.webhooks.routes import TWIML, FallbackRoute
+from app.webhooks.routes import TWIML, UnqueuedRoute
 from app.webhooks.signature import TwilioForm
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/twilio/voice", tags=["twilio"], route_class=FallbackRoute)
+router = APIRouter(prefix="/twilio/voice", tags=["twilio"], route_class=UnqueuedRoute)
 
 
 @router.post("/fallback", summary="Twilio's fallback for a failed voice webhook")

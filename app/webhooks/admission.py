@@ -5,9 +5,10 @@ once, every one of them gets slower, and many pass the webhook deadline: work th
 hung up on. With a fixed number of slots the admitted webhooks finish quickly and the others queue in
 order. A webhook that waits longer than the queue allows gets the apology (Twilio waits 15 s at most).
 
-While the database is down (the last webhook ended at the deadline or on a database error), waiting
-webhooks are answered with the apology at once instead of queueing behind doomed ones; admitted ones
-keep trying, and the first that succeeds reopens the queue.
+While the database is down (the last few webhooks in a row ended at the deadline or on a database error),
+waiting webhooks are answered with the apology at once instead of queueing behind doomed ones; admitted
+ones keep trying, and the first that succeeds reopens the queue. One slow webhook among good ones (a busy
+SQLite file) is not an outage.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from contextlib import asynccontextmanager
 
 from app.metrics import TURNED_AWAY
 
+DOWN_AFTER = 3
+"""Webhooks in a row that found the database unavailable before it counts as down (fewer with fewer slots:
+then that many are all there are)."""
+
 
 class Admission:
     """At most ``slots`` webhooks in progress in this process; the others wait up to ``wait_seconds``."""
@@ -26,18 +31,23 @@ class Admission:
         self._slots = asyncio.Semaphore(slots)
         self._wait_seconds = wait_seconds
         self._down = asyncio.Event()
+        self._down_after = min(slots, DOWN_AFTER)
+        self._failures = 0
 
     @property
     def database_down(self) -> bool:
-        """Whether the last webhook to finish found the database unavailable."""
+        """Whether the last webhooks to finish all found the database unavailable."""
         return self._down.is_set()
 
     def report(self, *, database_down: bool) -> None:
-        """How the last webhook ended: with the database unavailable, or not."""
-        if database_down:
-            self._down.set()
-        else:
+        """How a webhook ended: with the database unavailable, or not."""
+        if not database_down:
+            self._failures = 0
             self._down.clear()
+            return
+        self._failures += 1
+        if self._failures >= self._down_after:
+            self._down.set()
 
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[bool]:

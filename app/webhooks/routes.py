@@ -126,8 +126,9 @@ class TwimlRoute(GuardedRoute):
         return Response(content=request_voice_apology(request), media_type=TWIML)
 
 
-class FallbackRoute(TwimlRoute):
-    """Twilio's fallback URLs: answered at once, never queued behind the webhooks that failed."""
+class UnqueuedRoute(TwimlRoute):
+    """Never queued by admission control: Twilio's fallback URLs (answered at once, without the database)
+    and status callbacks (no caller waits on them, and one turned away would lose how a call ended)."""
 
     queued = False
 
