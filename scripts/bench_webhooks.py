@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 from app.db.engine import is_sqlite  # noqa: E402
 from app.flows.loader import load_flows  # noqa: E402
 from app.simulator import TwilioSigner  # noqa: E402
+from scripts._bench_audio import prompt_audio  # noqa: E402
 from scripts._webhook_walks import (  # noqa: E402
     Caller,
     Hotline,
@@ -105,6 +106,7 @@ class Options:
     database_url: str | None
     start_postgres: bool
     keep: Path | None = None
+    audio: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,8 @@ def measured(
     tally, started = asyncio.run(drive)
     after = (cpu_seconds(pid), time.process_time(), database_cpu_seconds())
     steps = len(tally.samples) or 1
-    cpu_ms = tuple((end - start) * 1000 / steps for start, end in zip(before, after, strict=True))
+    used = [(end - start) * 1000 / steps for start, end in zip(before, after, strict=True)]
+    cpu_ms = (used[0], used[1], used[2])
     return summarize(tally, started, options, peak_rss_mb(pid), cpu_ms), tally
 
 
@@ -180,8 +183,8 @@ def summarize(
 
 def service_env(url: str, data_dir: Path, base_url: str) -> dict[str, str]:
     """The environment of `rimay serve`: the database, fixed secrets, the shipped flows, INFO logs."""
-    # Only the webhook deadline passes through (a run may raise it to measure latency past the apology).
-    kept = {"RIMAY_WEBHOOK_DEADLINE_SECONDS"}
+    # Only the webhook deadline and admission settings pass through (a run may change them to measure).
+    kept = {"RIMAY_WEBHOOK_DEADLINE_SECONDS", "RIMAY_WEBHOOK_CONCURRENCY", "RIMAY_WEBHOOK_QUEUE_SECONDS"}
     environment = {k: v for k, v in os.environ.items() if not k.startswith("RIMAY_") or k in kept}
     metrics = data_dir / "metrics"
     metrics.mkdir(parents=True, exist_ok=True)
@@ -250,6 +253,9 @@ def run_config(config: Config, options: Options, server_url: str | None, folder:
     """Serve a fresh database, drive Rimay, then the floor, then scan for numbers."""
     flows = load_flows(ROOT / "voice_flows")
     data_dir = folder / "data"
+    if options.audio is not None:
+        data_dir.mkdir(parents=True)
+        (data_dir / "audio").symlink_to(options.audio, target_is_directory=True)
     with fresh_database(server_url if config.database == "postgres" else None, config.workers, folder) as url:
         port = free_port()
         env = service_env(url, data_dir, f"http://127.0.0.1:{port}")
@@ -270,6 +276,9 @@ def run_config(config: Config, options: Options, server_url: str | None, folder:
         raise SystemExit(
             f"privacy scan: {len(tally.numbers)} numbers, {len(found)} FOUND in {', '.join(found)}"
         )
+    if config.database == "sqlite":
+        rimay = replace(rimay, database_ms=0.0)  # SQLite runs in the workers; a postgres process is not ours
+    floor_stats = replace(floor_stats, database_ms=0.0)  # the floor has no database
     return Result(config, rimay, floor_stats, tally, sum(len(blob) for blob in blobs.values()))
 
 
@@ -320,8 +329,10 @@ def bench(options: Options) -> list[Result]:
             raise SystemExit("--start-postgres: no PostgreSQL binaries under /usr/lib/postgresql")
         server = start_postgres(binaries, Path(tempfile.gettempdir()))
         server_url, stop = server.url_for("postgres"), server.stop
+    audio_folder = Path(tempfile.mkdtemp(prefix="rimay-bench-audio-"))
     try:
         results = []
+        options = replace(options, audio=prompt_audio(options.audio, ROOT, audio_folder))
         for config in options.configs:
             with tempfile.TemporaryDirectory(prefix="rimay-bench-webhooks-") as temp:
                 try:
@@ -331,6 +342,7 @@ def bench(options: Options) -> list[Result]:
                 print(f"{config.label} done", file=sys.stderr)
         return results
     finally:
+        shutil.rmtree(audio_folder, ignore_errors=True)
         if stop is not None:
             stop()
 
@@ -359,6 +371,8 @@ def parse(argv: Sequence[str] | None) -> Options:
     )
     parser.add_argument("--start-postgres", action="store_true", help="start a throwaway PostgreSQL")
     parser.add_argument("--keep", type=Path, help="copy the server logs into this folder")
+    parser.add_argument("--audio", type=Path, help="built prompt audio to serve (a data dir's audio folder); "
+                        "default: drafts built once with espeak-ng")  # fmt: skip
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else {"seconds": 20, "callers": 50, "warmup": 2}
     seconds = defaults["seconds"] if args.seconds is None else args.seconds
@@ -373,8 +387,9 @@ def parse(argv: Sequence[str] | None) -> Options:
     if not postgres and any(config.database == "postgres" for config in configs):
         parser.error("postgres configurations need --database-url or --start-postgres")
     return Options(
-        configs, seconds, warmup, callers, args.seed, args.database_url, args.start_postgres, args.keep
-    )
+        configs, seconds, warmup, callers, args.seed, args.database_url, args.start_postgres, args.keep,
+        args.audio,
+    )  # fmt: skip
 
 
 def _configs(parser: argparse.ArgumentParser, text: str) -> tuple[Config, ...]:
