@@ -7,6 +7,7 @@ import random
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 import httpx
 import pytest
@@ -29,51 +30,33 @@ def turned_away(reason: str) -> float:
     return REGISTRY.get_sample_value("rimay_webhooks_turned_away_total", {"reason": reason}) or 0.0
 
 
-async def enter(admission: Admission, held: list[asyncio.Event], log: list[str], name: str) -> None:
-    """Take a turn, note whether it was admitted, and hold the slot until told to let go."""
-    async with admission.turn() as admitted:
-        log.append(f"{name}:{'in' if admitted else 'away'}")
-        if admitted:
-            done = asyncio.Event()
-            held.append(done)
-            await done.wait()
+@dataclass
+class Visits:
+    """Webhooks taking turns: what each got, and the slots held until told to let go."""
+
+    admission: Admission
+    held: list[asyncio.Event] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+
+    def arrive(self, name: str) -> asyncio.Task[None]:
+        """A webhook arrives: it takes a turn, notes whether it got in, and holds its slot."""
+        return asyncio.create_task(self._enter(name))
+
+    async def _enter(self, name: str) -> None:
+        async with self.admission.turn() as admitted:
+            self.log.append(f"{name}:{'in' if admitted else 'away'}")
+            if admitted:
+                done = asyncio.Event()
+                self.held.append(done)
+                await done.wait()
 
 
-async def test_free_slots_admit_at_once_and_waiters_go_in_order() -> None:
-    """Two slots: two webhooks start at once, the third and fourth wait and go in arrival order."""
-    admission = Admission(slots=2, wait_seconds=5)
-    held: list[asyncio.Event] = []
-    log: list[str] = []
-    tasks = [asyncio.create_task(enter(admission, held, log, name)) for name in "abcd"]
-    await asyncio.sleep(0.05)
-    assert log == ["a:in", "b:in"]
-    held[0].set()
-    await asyncio.sleep(0.05)
-    assert log == ["a:in", "b:in", "c:in"]
-    held[1].set()
-    await asyncio.sleep(0.05)
-    assert log == ["a:in", "b:in", "c:in", "d:in"]
-    for event in held:
-        event.set()
-    await asyncio.gather(*tasks)
-
-
-async def test_waiting_past_the_queue_limit_is_turned_away_and_loses_no_slot() -> None:
-    """A webhook that waits longer than allowed is turned away (busy); the slot count stays whole."""
-    admission = Admission(slots=1, wait_seconds=0.1)
-    held: list[asyncio.Event] = []
-    log: list[str] = []
-    before = turned_away("busy")
-    first = asyncio.create_task(enter(admission, held, log, "a"))
+async def one_slot_taken(wait_seconds: float) -> tuple[Visits, asyncio.Task[None]]:
+    """One slot, taken by webhook "a"."""
+    visits = Visits(Admission(slots=1, wait_seconds=wait_seconds))
+    first = visits.arrive("a")
     await asyncio.sleep(0.02)
-    started = time.monotonic()
-    await enter(admission, held, log, "b")
-    assert 0.09 <= time.monotonic() - started < 1.0
-    assert log == ["a:in", "b:away"]
-    assert turned_away("busy") == before + 1
-    held[0].set()
-    await first
-    await asyncio.wait_for(enter_and_leave(admission), timeout=0.1)  # the slot is free again
+    return visits, first
 
 
 async def enter_and_leave(admission: Admission) -> bool:
@@ -82,24 +65,52 @@ async def enter_and_leave(admission: Admission) -> bool:
         return admitted
 
 
+async def test_free_slots_admit_at_once_and_waiters_go_in_order() -> None:
+    """Two slots: two webhooks start at once, the third and fourth wait and go in arrival order."""
+    visits = Visits(Admission(slots=2, wait_seconds=5))
+    tasks = [visits.arrive(name) for name in "abcd"]
+    await asyncio.sleep(0.05)
+    assert visits.log == ["a:in", "b:in"]
+    visits.held[0].set()
+    await asyncio.sleep(0.05)
+    assert visits.log == ["a:in", "b:in", "c:in"]
+    visits.held[1].set()
+    await asyncio.sleep(0.05)
+    assert visits.log == ["a:in", "b:in", "c:in", "d:in"]
+    for event in visits.held:
+        event.set()
+    await asyncio.gather(*tasks)
+
+
+async def test_waiting_past_the_queue_limit_is_turned_away_and_loses_no_slot() -> None:
+    """A webhook that waits longer than allowed is turned away (busy); the slot count stays whole."""
+    before = turned_away("busy")
+    visits, first = await one_slot_taken(wait_seconds=0.1)
+    started = time.monotonic()
+    await visits.arrive("b")
+    assert 0.09 <= time.monotonic() - started < 1.0
+    assert visits.log == ["a:in", "b:away"]
+    assert turned_away("busy") == before + 1
+    visits.held[0].set()
+    await first
+    await asyncio.wait_for(enter_and_leave(visits.admission), timeout=0.1)  # the slot is free again
+
+
 async def test_database_down_turns_waiters_away_at_once_and_a_free_slot_probes() -> None:
     """While the database is down, waiting is pointless: waiters are answered at once; a free slot still
     lets a webhook try (that is how the service notices the database is back)."""
-    admission = Admission(slots=1, wait_seconds=10)
-    held: list[asyncio.Event] = []
-    log: list[str] = []
     before = turned_away("database")
-    first = asyncio.create_task(enter(admission, held, log, "a"))
+    visits, first = await one_slot_taken(wait_seconds=10)
+    admission = visits.admission
+    waiter = visits.arrive("b")
     await asyncio.sleep(0.02)
-    waiter = asyncio.create_task(enter(admission, held, log, "b"))
-    await asyncio.sleep(0.02)
-    assert log == ["a:in"]
+    assert visits.log == ["a:in"]
     admission.report(database_down=True)
     await asyncio.wait_for(waiter, timeout=0.5)
-    assert log == ["a:in", "b:away"]
+    assert visits.log == ["a:in", "b:away"]
     assert not await enter_and_leave(admission)  # arrives while the slot is taken: away at once
     assert turned_away("database") == before + 2
-    held[0].set()
+    visits.held[0].set()
     await first
     assert await enter_and_leave(admission)  # a free slot: admitted, to find out
     admission.report(database_down=False)
