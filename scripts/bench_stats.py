@@ -57,6 +57,7 @@ from app.settings import Settings  # noqa: E402
 from app.stats import reports, rollup  # noqa: E402
 from app.stats.cases import CaseStats  # noqa: E402
 from app.stats.models import StatsCount  # noqa: E402
+from scripts._blocking import BlockingSession  # noqa: E402
 from scripts._stats_synthetic import (  # noqa: E402
     DEFAULT_SIZES,
     FIRST_DAY,
@@ -108,29 +109,6 @@ class Filled:
     callers: int
     counters: int
     seconds: float
-
-
-class BlockingSession:
-    """What SessionStats and CaseStats use of an AsyncSession, over a blocking Session.
-
-    The rollup code and its statements are the real ones; only aiosqlite's thread hop per statement is
-    skipped, which would make the 1M fill take most of an hour (the fill is not what is measured).
-    """
-
-    def __init__(self, session: Session) -> None:
-        self.sync_session = session
-
-    async def execute(self, statement: Any, parameters: Any = None) -> Any:
-        """Run a statement."""
-        return self.sync_session.execute(statement, parameters)
-
-    async def scalar(self, statement: Any) -> Any:
-        """Run a statement for one value."""
-        return self.sync_session.scalar(statement)
-
-    def get_bind(self) -> Any:
-        """The engine (the rollups pick the upsert dialect from it)."""
-        return self.sync_session.get_bind()
 
 
 async def fill(url: str, synthetic: Synthetic, size: int, seed: int, batch: int) -> Filled:
