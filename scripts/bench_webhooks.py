@@ -14,11 +14,9 @@ data file and the server logs are searched for every number used.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import math
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -36,10 +34,11 @@ from twilio.twiml.voice_response import VoiceResponse
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-from app.db.engine import is_sqlite  # noqa: E402
 from app.flows.loader import load_flows  # noqa: E402
 from app.simulator import TwilioSigner  # noqa: E402
 from scripts._bench_audio import prompt_audio  # noqa: E402
+from scripts._bench_options import Config, Options, parse  # noqa: E402
+from scripts._bench_profile import profiling  # noqa: E402
 from scripts._webhook_walks import (  # noqa: E402
     Caller,
     Hotline,
@@ -53,12 +52,12 @@ from scripts._webhook_walks import (  # noqa: E402
     privacy_hits,
     serving,
     timed,
+    worker_pids,
 )
 from scripts.bench_stats import fresh_database  # noqa: E402
 
 AUTH_TOKEN = "bench-auth-token-0123456789abcdef"  # noqa: S105 - loopback only, thrown away after the run
 ACCOUNT_SID = "AC" + "0" * 32  # the simulator's: recordings it reports are on this account
-QUICK = {"seconds": 5, "callers": 10, "warmup": 1}
 
 
 def floor_app() -> FastAPI:
@@ -79,34 +78,6 @@ def floor_app() -> FastAPI:
         return Response(body, media_type="application/xml")
 
     return app
-
-
-@dataclass(frozen=True)
-class Config:
-    """One configuration: the database kind and the number of uvicorn workers."""
-
-    database: str
-    workers: int
-
-    @property
-    def label(self) -> str:
-        """e.g. postgres/2."""
-        return f"{self.database}/{self.workers}"
-
-
-@dataclass(frozen=True)
-class Options:
-    """What to run."""
-
-    configs: tuple[Config, ...]
-    seconds: float
-    warmup: float
-    callers: int
-    seed: int
-    database_url: str | None
-    start_postgres: bool
-    keep: Path | None = None
-    audio: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -261,9 +232,11 @@ def run_config(config: Config, options: Options, server_url: str | None, folder:
         env = service_env(url, data_dir, f"http://127.0.0.1:{port}")
         with serving("app.main:create_app", config.workers, env, folder / "rimay.log", port) as served:
             hotline = Hotline.of(TwilioSigner(AUTH_TOKEN, served.base_url), flows, "hotline")
-            rimay, tally = measured(
-                served.process.pid, drive_rimay(served.base_url, hotline, options), options
-            )
+            workers = worker_pids(served.process.pid)
+            with profiling(workers, options.warmup, options.seconds, options.profile, config.label):
+                rimay, tally = measured(
+                    served.process.pid, drive_rimay(served.base_url, hotline, options), options
+                )
         floor = "scripts.bench_webhooks:floor_app"
         with serving(floor, config.workers, env, folder / "floor.log", free_port()) as served:
             signer = TwilioSigner(AUTH_TOKEN, served.base_url)
@@ -354,54 +327,6 @@ def keep_logs(folder: Path, config: Config, keep: Path | None) -> None:
     keep.mkdir(parents=True, exist_ok=True)
     for log in folder.glob("*.log"):
         shutil.copyfile(log, keep / f"{config.database}-{config.workers}-{log.name}")
-
-
-def parse(argv: Sequence[str] | None) -> Options:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--configs", help="database/workers, comma-separated (default sqlite/1, and "
-                        "postgres/1,postgres/2 with a PostgreSQL)")  # fmt: skip
-    parser.add_argument("--seconds", type=float, help="measured time per app and configuration (default 20)")
-    parser.add_argument("--warmup", type=float, help="unmeasured seconds first (default 2)")
-    parser.add_argument("--callers", type=int, help="concurrent simulated callers (default 50)")
-    parser.add_argument("--quick", action="store_true", help="5 s, 10 callers, 1 s warm-up")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument(
-        "--database-url", help="a PostgreSQL server URL; a database is created per configuration"
-    )
-    parser.add_argument("--start-postgres", action="store_true", help="start a throwaway PostgreSQL")
-    parser.add_argument("--keep", type=Path, help="copy the server logs into this folder")
-    parser.add_argument("--audio", type=Path, help="built prompt audio to serve (a data dir's audio folder); "
-                        "default: drafts built once with espeak-ng")  # fmt: skip
-    args = parser.parse_args(argv)
-    defaults = QUICK if args.quick else {"seconds": 20, "callers": 50, "warmup": 2}
-    seconds = defaults["seconds"] if args.seconds is None else args.seconds
-    warmup = defaults["warmup"] if args.warmup is None else args.warmup
-    callers = defaults["callers"] if args.callers is None else args.callers
-    if seconds <= 0 or warmup < 0 or callers < 1:
-        parser.error("--seconds must be above 0, --warmup at least 0, --callers at least 1")
-    if args.database_url and (args.start_postgres or is_sqlite(args.database_url)):
-        parser.error("--database-url takes a PostgreSQL server URL, without --start-postgres")
-    postgres = bool(args.database_url or args.start_postgres)
-    configs = _configs(parser, args.configs or ("sqlite/1,postgres/1,postgres/2" if postgres else "sqlite/1"))
-    if not postgres and any(config.database == "postgres" for config in configs):
-        parser.error("postgres configurations need --database-url or --start-postgres")
-    return Options(
-        configs, seconds, warmup, callers, args.seed, args.database_url, args.start_postgres, args.keep,
-        args.audio,
-    )  # fmt: skip
-
-
-def _configs(parser: argparse.ArgumentParser, text: str) -> tuple[Config, ...]:
-    configs = []
-    for part in text.split(","):
-        match = re.fullmatch(r"(sqlite|postgres)/([1-9]\d?)", part.strip())
-        if match is None:
-            parser.error(f"--configs takes database/workers like sqlite/1 or postgres/2, not {part!r}")
-        if match[1] == "sqlite" and match[2] != "1":
-            parser.error("SQLite is served by one worker only (use postgres/N for more)")
-        configs.append(Config(match[1], int(match[2])))
-    return tuple(configs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,8 +12,9 @@ import pytest
 
 from app.flows.model import FlowDefinition
 from app.simulator import Screen, TwilioSigner, Verb
+from scripts._bench_options import Config, parse
 from scripts._webhook_walks import Chooser, Hotline, Tally, cpu_seconds, peak_rss_mb, privacy_hits
-from scripts.bench_webhooks import Config, floor_app, main, parse, percentile
+from scripts.bench_webhooks import floor_app, main, percentile
 
 NUMBER = "+51901234567"
 
@@ -28,6 +29,7 @@ def test_a_tiny_run_prints_the_table_with_no_error_and_no_number_found(
     monkeypatch.setenv("RIMAY_WEBHOOK_QUEUE_SECONDS", "3")
     audio = audio_data_dir / "audio"  # the drafts the tests built once, instead of building them again
     argv = ["--seconds", "3", "--callers", "4", "--warmup", "1", "--keep", str(tmp_path)]
+    argv += ["--profile", str(tmp_path / "profile")]
     assert main([*argv, *(["--audio", str(audio)] if audio.is_dir() else [])]) == 0
 
     printed = capsys.readouterr().out
@@ -52,6 +54,9 @@ def test_a_tiny_run_prints_the_table_with_no_error_and_no_number_found(
     assert float(rimay[6]) > 0  # the callers' (this process)
     assert float(rimay[7]) == 0  # no PostgreSQL process served SQLite
     assert int(rimay[8]) > 50  # the worker's peak RSS in MB
+    # py-spy sampled the worker over the measured time: a flame graph of the real service's own code.
+    (graph,) = (tmp_path / "profile").glob("sqlite-1-*.svg")
+    assert "app/voice/endpoints.py" in graph.read_text()
     # As deployed, every prompt had audio: nothing was said in Spanish for want of a Quechua file.
     assert "no audio for flow" not in (tmp_path / "sqlite-1-rimay.log").read_text()
     assert re.search(r"^ratio to the floor: throughput \d+\.\d\d, p99 \d+\.\d\dx$", printed, re.MULTILINE)
