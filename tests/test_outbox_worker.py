@@ -22,7 +22,7 @@ from app.outbox.models import MessageStatus, OutboxMessage
 from app.outbox.repository import OutboxRepository
 from app.outbox.service import Outbox
 from app.outbox.twilio_http import client_factory
-from app.outbox.worker import STALE_REASON, OutboxWorker
+from app.outbox.worker import AMBIGUOUS_SETTLE, STALE_REASON, OutboxWorker
 from app.settings import Settings
 from tests.outbound import (
     CALLS_URL,
@@ -61,6 +61,13 @@ def form(request: httpx.Request) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(request.content.decode()).items()}
 
 
+def listing(url: str, *records: dict[str, str]) -> httpx.Response:
+    """One page of Twilio's list of messages (Messages.json) or calls (Calls.json), newest first."""
+    key = "calls" if url.endswith("Calls.json") else "messages"
+    page = {"page": 0, "page_size": 20, "next_page_uri": None, "previous_page_uri": None, "start": 0}
+    return httpx.Response(200, json={key: list(records), **page})
+
+
 @pytest.fixture
 def outbound(settings: Settings) -> Settings:
     """Settings that can send, with a cap high enough for the concurrency test."""
@@ -92,13 +99,13 @@ async def test_sms_is_sent_once_with_the_decrypted_number(
     assert await worker.run_once() == 1
     assert await worker.run_once() == 0
     assert route.call_count == 1
+    [row] = await all_rows(sessions)
     assert form(route.calls.last.request) == {
         "To": NUMBER,
         "From": HOTLINE,
         "Body": "Su pregunta fue respondida.",
-        "StatusCallback": f"{PUBLIC}/twilio/sms/status",
+        "StatusCallback": f"{PUBLIC}/twilio/sms/status?outbox={row.id}",
     }
-    [row] = await all_rows(sessions)
     assert (row.status, row.attempts, row.last_error) == ("sent", 1, None)
     assert row.provider_sid is not None
     assert row.provider_sid.startswith("SM")
@@ -106,15 +113,18 @@ async def test_sms_is_sent_once_with_the_decrypted_number(
 
 
 @pytest.mark.parametrize(
-    "first",
+    ("first", "ambiguous"),
     [
-        httpx.Response(429, json={"code": 20429, "message": "Too Many Requests", "status": 429}),
-        httpx.Response(500, text="oops"),
-        httpx.Response(503, json={"code": 20503, "message": "Service Unavailable", "status": 503}),
-        httpx.ReadTimeout("timed out"),
-        httpx.ConnectError("connection refused"),
+        (httpx.Response(429, json={"code": 20429, "message": "Too Many Requests", "status": 429}), False),
+        (httpx.ConnectError("connection refused"), False),
+        (httpx.ConnectTimeout("no connection"), False),
+        (httpx.Response(500, text="oops"), True),
+        (httpx.Response(503, json={"code": 20503, "message": "Service Unavailable", "status": 503}), True),
+        (httpx.ReadTimeout("timed out"), True),
+        (httpx.WriteTimeout("timed out"), True),
+        (httpx.RemoteProtocolError("Server disconnected without sending a response."), True),
     ],
-    ids=["429", "500", "503", "timeout", "connect-error"],
+    ids=["429", "connect-error", "connect-timeout", "500", "503", "read-timeout", "write-timeout", "dropped"],
 )
 async def test_transient_failures_are_retried_with_backoff(
     twilio: respx.MockRouter,
@@ -123,15 +133,23 @@ async def test_transient_failures_are_retried_with_backoff(
     outbound: Settings,
     clock: Clock,
     first: httpx.Response | Exception,
+    ambiguous: bool,
 ) -> None:
-    """The row waits (full jitter, at most 30 s after the first failure), then is sent: attempts == 2."""
+    """The row waits, then is sent: attempts == 2. After a failure that may have reached Twilio the wait
+    is AMBIGUOUS_SETTLE and Twilio is asked first (nothing found here); a sure one waits <= 30 s, unasked."""
     route = twilio.post(MESSAGES_URL).mock(side_effect=[first, created_sms()])
+    lookup = twilio.get(MESSAGES_URL).mock(return_value=listing(MESSAGES_URL))
     await queue_sms(sessions, outbound, clock)
     assert await worker.run_once() == 1
     [row] = await all_rows(sessions)
     assert (row.status, row.attempts) == ("pending", 1)
     assert row.next_attempt_at is not None
-    assert clock.now <= row.next_attempt_at <= clock.now + timedelta(seconds=30)
+    if ambiguous:
+        assert row.next_attempt_at == clock.now + AMBIGUOUS_SETTLE
+        assert row.ambiguous_since == clock.now
+    else:
+        assert clock.now <= row.next_attempt_at <= clock.now + timedelta(seconds=30)
+        assert row.ambiguous_since is None
     assert row.last_error
     clock.now = row.next_attempt_at - timedelta(microseconds=1)
     assert await worker.run_once() == 0  # not due yet
@@ -139,6 +157,7 @@ async def test_transient_failures_are_retried_with_backoff(
     assert await worker.run_once() == 1
     [row] = await all_rows(sessions)
     assert (row.status, row.attempts, route.call_count) == ("sent", 2, 2)
+    assert lookup.call_count == (1 if ambiguous else 0)
 
 
 @pytest.mark.parametrize(("status", "code"), [(400, 21211), (400, 21610), (401, 20003), (404, 20404)])
@@ -176,15 +195,19 @@ async def test_gives_up_after_max_attempts_and_logs_an_error(
     clock: Clock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Three 503s (RIMAY_OUTBOX_MAX_ATTEMPTS=3 here): failed, logged at ERROR with the row id."""
+    """Three 503s (RIMAY_OUTBOX_MAX_ATTEMPTS=3 here): failed, logged at ERROR with the row id.
+
+    A 503 may come after Twilio stored the message, so attempts 2 and 3 ask Twilio first (nothing there).
+    """
     route = twilio.post(MESSAGES_URL).mock(return_value=httpx.Response(503, text="down"))
+    lookup = twilio.get(MESSAGES_URL).mock(return_value=listing(MESSAGES_URL))
     await queue_sms(sessions, outbound, clock)
     for _ in range(3):
         assert await worker.run_once() == 1
         clock.advance(hours=2)
     assert await worker.run_once() == 0
     [row] = await all_rows(sessions)
-    assert (row.status, row.attempts, route.call_count) == ("failed", 3, 3)
+    assert (row.status, row.attempts, route.call_count, lookup.call_count) == ("failed", 3, 3, 2)
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert errors == [
         f"outbox {row.id}: failed after 3 attempt(s): HTTP 503 code 503: Unable to create record"
@@ -250,6 +273,7 @@ async def test_stale_sending_row_is_failed_for_review_never_resent(
 ) -> None:
     """A worker died mid-send: after the lease the row is failed as unknown; a fresh claim is left alone."""
     route = twilio.post(MESSAGES_URL).mock(side_effect=created)
+    lookup = twilio.get(MESSAGES_URL).mock(return_value=listing(MESSAGES_URL))
     await queue_sms(sessions, outbound, clock, "huérfano")
     await queue_sms(sessions, outbound, clock, "en curso")
     lease = timedelta(seconds=outbound.outbox_lease_seconds)
@@ -267,6 +291,9 @@ async def test_stale_sending_row_is_failed_for_review_never_resent(
     assert route.call_count == 0
     orphan, running = await all_rows(sessions)
     assert (orphan.status, orphan.last_error) == ("failed", STALE_REASON)
+    assert orphan.ambiguous_since == clock.now - lease - timedelta(seconds=1), (
+        "its claim may have reached Twilio"
+    )
     assert running.status == "sending"
     assert f"outbox {orphan.id}: {STALE_REASON}" in caplog.text
     # An operator checked Twilio and decides to resend.
@@ -274,7 +301,7 @@ async def test_stale_sending_row_is_failed_for_review_never_resent(
     assert await retry_row(outbound, running.id) == Retry.NOT_FAILED
     clock.advance(minutes=1)
     assert await worker.run_once() == 1
-    assert route.call_count == 1
+    assert (route.call_count, lookup.call_count) == (1, 1), "Twilio is asked before the resend"
     orphan, _ = await all_rows(sessions)
     assert (orphan.status, orphan.attempts) == ("sent", 1)
 
@@ -314,6 +341,7 @@ async def _end_call_backs_for_good(
         assert await worker.run_once() == 2
     elif ending == "out-of-tries":
         route = twilio.post(CALLS_URL).mock(return_value=httpx.Response(503, text="down"))
+        twilio.get(CALLS_URL).mock(return_value=listing(CALLS_URL))
         for _ in range(3):  # RIMAY_OUTBOX_MAX_ATTEMPTS=3 here
             assert await worker.run_once() == 2
             clock.advance(hours=1)

@@ -61,3 +61,7 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ambiguous_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """When the first attempt that may have reached Twilio without an answer started (None: none did).
+
+    Before such a row is sent again, the worker asks Twilio whether it already took the message."""

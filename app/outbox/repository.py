@@ -6,12 +6,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.callers.models import Caller
-from app.db.base import utcnow
-from app.outbox.models import MAX_ERROR, MessageStatus, OutboxMessage
+from app.db.base import UTCDateTime, utcnow
+from app.outbox.models import MAX_ERROR, MessageKind, MessageStatus, OutboxMessage
 from app.privacy.masking import mask_phone_numbers
 
 Status = MessageStatus
@@ -29,6 +29,9 @@ class Job:
     call_flow: str | None
     attempts: int
     case_id: int | None = None
+    claimed_at: datetime | None = None
+    ambiguous_since: datetime | None = None
+    """Set when an earlier attempt may have reached Twilio: check with Twilio before sending again."""
 
 
 def short_error(text: str) -> str:
@@ -100,6 +103,8 @@ class OutboxRepository:
                 row.call_flow,
                 row.attempts,
                 row.case_id,
+                now,
+                row.ambiguous_since,
             )
             for row in rows
         ]
@@ -109,7 +114,13 @@ class OutboxRepository:
         result = await self.db.execute(
             update(OutboxMessage)
             .where(OutboxMessage.status == Status.SENDING, OutboxMessage.claimed_at < claimed_before)
-            .values(status=Status.FAILED, last_error=short_error(reason), updated_at=now)
+            .values(
+                status=Status.FAILED,
+                last_error=short_error(reason),
+                updated_at=now,
+                # The lost attempt may have reached Twilio: an operator's retry checks there first.
+                ambiguous_since=func.coalesce(OutboxMessage.ambiguous_since, OutboxMessage.claimed_at),
+            )
             .returning(OutboxMessage.id)
         )
         return sorted(result.scalars())
@@ -124,17 +135,63 @@ class OutboxRepository:
         retry_at: datetime | None = None,
         sid: str | None = None,
         expected: Collection[MessageStatus] = (Status.SENDING,),
+        ambiguous_since: datetime | None = None,
     ) -> bool:
-        """Record a send's outcome if the row is still as the worker left it; False if it moved on."""
+        """Record a send's outcome if the row is still as the worker left it; False if it moved on.
+
+        A row whose sid a delivery report already recorded has moved on: the report knows more.
+        ``ambiguous_since`` marks the row for a check with Twilio (the earliest such attempt is kept).
+        """
         values: dict[str, object] = {"status": status, "updated_at": now, "next_attempt_at": retry_at}
         if error is not None:
             values["last_error"] = short_error(error)
         if sid is not None:
             values.update(provider_sid=sid, sent_at=now, last_error=None)
+        if ambiguous_since is not None:
+            since = literal(ambiguous_since, UTCDateTime())
+            values["ambiguous_since"] = func.coalesce(OutboxMessage.ambiguous_since, since)
         result = await self.db.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == message_id, OutboxMessage.status.in_(list(expected)))
+            .where(
+                OutboxMessage.id == message_id,
+                OutboxMessage.status.in_(list(expected)),
+                OutboxMessage.provider_sid.is_(None),
+            )
             .values(**values)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def recorded_sids(self, sids: Collection[str]) -> dict[str, int]:
+        """Which of these sids rows already hold, and which row holds each."""
+        if not sids:
+            return {}
+        rows = await self.db.execute(
+            select(OutboxMessage.provider_sid, OutboxMessage.id).where(OutboxMessage.provider_sid.in_(sids))
+        )
+        return {str(sid): int(row_id) for sid, row_id in rows.tuples()}
+
+    async def attach(self, message_id: int, sid: str, status: MessageStatus, error: str | None) -> bool:
+        """Give an SMS row without a sid the sid and status a report names; False if it has one (or none).
+
+        Whatever the row's status (sending, pending after a lost answer, failed as unknown, cancelled
+        since), the report proves Twilio took the message: the row is sent and no longer retried.
+        """
+        now = utcnow()
+        result = await self.db.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == message_id,
+                OutboxMessage.kind == MessageKind.SMS,
+                OutboxMessage.provider_sid.is_(None),
+            )
+            .values(
+                status=status,
+                provider_sid=sid,
+                sent_at=func.coalesce(OutboxMessage.sent_at, literal(now, UTCDateTime())),
+                next_attempt_at=None,
+                last_error=short_error(error) if error else None,
+                updated_at=now,
+            )
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 

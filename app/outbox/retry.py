@@ -14,22 +14,31 @@ from app.settings import ConfigurationError
 
 @dataclass(frozen=True)
 class SendFailure:
-    """A failed send: retry it later, or give up now; ``reason`` is short and holds no number."""
+    """A failed send: retry it later, or give up now; ``reason`` is short and holds no number.
+
+    ``ambiguous``: Twilio may have taken the request despite the failure (see `classify`).
+    """
 
     retryable: bool
     reason: str
+    ambiguous: bool = False
 
 
 def classify(error: Exception) -> SendFailure | None:
-    """429, 5xx and transport errors are retryable; other 4xx are final; None for anything unexpected."""
+    """429, 5xx and transport errors are retryable; other 4xx are final; None for anything unexpected.
+
+    A 5xx counts as ambiguous: Twilio's 500 may come after the message was stored, and a 502/504 from
+    its edge means the API behind it may have acted; only a 4xx (429 included) says nothing was done.
+    """
     if isinstance(error, TwilioTransportError):
-        return SendFailure(True, str(error))
+        return SendFailure(True, str(error), error.ambiguous)
     if isinstance(error, ConfigurationError):
         return SendFailure(False, str(error))
     if isinstance(error, TwilioRestException | TwilioServiceException):
         status = int(error.status)
         detail = getattr(error, "msg", None) or getattr(error, "detail", None) or getattr(error, "title", "")
-        return SendFailure(status == 429 or status >= 500, f"HTTP {status} code {error.code}: {detail}")
+        reason = f"HTTP {status} code {error.code}: {detail}"
+        return SendFailure(status == 429 or status >= 500, reason, status >= 500)
     return None
 
 

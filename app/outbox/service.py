@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.service import AuditService
 from app.contacts.models import ContactPurpose
 from app.contacts.repository import ContactRepository
 from app.db.base import utcnow
@@ -36,6 +37,13 @@ class MessageNotFound(RimayError):
 
     status_code = 404
     code = "message_not_found"
+
+
+class OutboxMismatch(RimayError):
+    """A delivery report names a row (in its URL) that holds another message, or its sid another row."""
+
+    status_code = 409
+    code = "outbox_mismatch"
 
 
 class Outbox:
@@ -84,20 +92,65 @@ class Outbox:
         )
 
     async def record_delivery(
-        self, sid: str, status: MessageStatus | None, error_code: str | None = None
+        self,
+        sid: str,
+        status: MessageStatus | None,
+        error_code: str | None = None,
+        outbox_id: int | None = None,
     ) -> str:
-        """Apply a delivery report (None: one that changes nothing) and return the row's status."""
+        """Apply a delivery report (None: one that changes nothing) and return the row's status.
+
+        ``outbox_id`` comes from the status callback URL: it finds the row when the report comes
+        before the worker recorded the sid (or after its answer was lost).
+        """
+        error = f"twilio error {error_code}" if error_code else None
         row = await self.rows.by_sid(sid)
+        if row is None and outbox_id is not None:
+            attached = await self._attach(outbox_id, sid, status, error)
+            if attached is not None:
+                return attached
+            row = await self.rows.by_sid(sid)  # a report for the same message attached it meanwhile
         if row is None:
             raise MessageNotFound(sid)
+        if outbox_id is not None and row.id != outbox_id:
+            # Twilio sent it for one row, yet another row holds its sid (a lookup matched the wrong
+            # message): neither row is touched, an operator compares them.
+            log.warning("outbox %s: delivery report names row %s; nothing changed", row.id, outbox_id)
+            raise OutboxMismatch(sid)
         if status is None:
             return row.status
         earlier = [known for known, rank in _RANK.items() if rank < _RANK[status]]
-        error = f"twilio error {error_code}" if error_code else None
         if not await self.rows.report(sid, status, earlier, error):
             return row.status
         log.info("outbox %s: %s", row.id, status.value)
         return status.value
+
+    async def _attach(
+        self, outbox_id: int, sid: str, status: MessageStatus | None, error: str | None
+    ) -> str | None:
+        """Record the reported sid on the row the URL names; None if a concurrent report just did."""
+        reported = status or MessageStatus.SENT  # queued, accepted...: Twilio has it, so it was sent
+        if await self.rows.attach(outbox_id, sid, reported, error):
+            row = await self.db.get(OutboxMessage, outbox_id)
+            if row is not None and row.case_id is not None:
+                # The worker records this only if it records the sid itself, so it is logged once.
+                await AuditService(self.db, clock=self.clock).record(
+                    "system", "answer_sms_sent", case_id=row.case_id
+                )
+            log.info("outbox %s: %s (reported before the worker recorded it)", outbox_id, reported.value)
+            return reported.value
+        target = await self.db.get(OutboxMessage, outbox_id)
+        if target is None:
+            # No such row (never ours, or deleted since): like a sid we never sent.
+            raise MessageNotFound(sid)
+        if target.provider_sid == sid:
+            return None
+        # The row holds another message's sid, or is a call: a second message for one row, or a URL
+        # that does not match the report. Nothing changes; the answer and the log say so.
+        log.warning(
+            "outbox %s: delivery report for a message the row does not hold; nothing changed", outbox_id
+        )
+        raise OutboxMismatch(sid)
 
     async def _opted_out(self, caller_id: int) -> bool | None:
         """Whether the caller said STOP; None when there is no such caller."""

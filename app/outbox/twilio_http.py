@@ -16,8 +16,26 @@ DEFAULT_TIMEOUT = 20.0
 JSON_TYPES = frozenset({"application/json", "application/scim+json"})
 
 
+NOTHING_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.ProxyError,
+    httpx.UnsupportedProtocol,
+)
+"""Failures before a byte of the request left: no connection (DNS, refused, TLS), no pooled one, no proxy."""
+
+
 class TwilioTransportError(Exception):
-    """Twilio could not be reached or did not answer in time; the send may be retried later."""
+    """Twilio could not be reached or did not answer in time; the send may be retried later.
+
+    ``ambiguous``: the request may have reached Twilio (a read or write timeout, a connection dropped
+    after sending), so Twilio may have acted on it although we never saw its answer.
+    """
+
+    def __init__(self, message: str, *, ambiguous: bool) -> None:
+        super().__init__(message)
+        self.ambiguous = ambiguous
 
 
 class HttpxTwilioClient(AsyncHttpClient):  # type: ignore[misc]  # the SDK is untyped
@@ -25,6 +43,10 @@ class HttpxTwilioClient(AsyncHttpClient):  # type: ignore[misc]  # the SDK is un
 
     def __init__(self, http: httpx.AsyncClient | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         super().__init__(logger=log, is_async=True, timeout=timeout)
+        # httpx logs each URL at INFO, and a lookup's URL holds the number (?To=); app/logs.py quiets it
+        # too, but a worker embedded elsewhere (tests, scripts) must not leak it either.
+        quiet = logging.getLogger("httpx")
+        quiet.setLevel(max(logging.WARNING, quiet.level))
         self.http = http or httpx.AsyncClient(timeout=timeout)
 
     async def request(
@@ -54,7 +76,11 @@ class HttpxTwilioClient(AsyncHttpClient):  # type: ignore[misc]  # the SDK is un
                 **body,  # type: ignore[arg-type]
             )
         except httpx.TransportError as error:  # timeouts included
-            raise TwilioTransportError(f"{type(error).__name__} calling Twilio") from error
+            # Anything not known to fail before sending counts as ambiguous: a needless check with
+            # Twilio costs one lookup, a wrong "nothing was sent" costs a duplicate message.
+            ambiguous = not isinstance(error, NOTHING_SENT)
+            message = f"{type(error).__name__} calling Twilio"
+            raise TwilioTransportError(message, ambiguous=ambiguous) from error
         return Response(answer.status_code, answer.text, answer.headers)
 
     async def aclose(self) -> None:

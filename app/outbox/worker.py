@@ -5,6 +5,11 @@ recording the outcome, nobody knows whether Twilio took the message, so the row 
 once its claim is older than the lease (RIMAY_OUTBOX_LEASE_SECONDS) it is marked `failed` with
 "outcome unknown after worker crash", for an operator to check and `rimay outbox retry` if needed.
 
+Twilio takes no idempotency key. So when an attempt may have reached Twilio without our seeing its answer
+(a read timeout, a dropped connection, a 5xx), the row remembers when that attempt started. Before sending
+it again, the worker lists the number's recent messages (or calls) at Twilio and records a match as the
+send instead of sending twice. If that lookup fails, nothing is sent: the row waits like any retry.
+
 A call-back that fails for good (refused, out of tries, or lost in a crash) drops its call-back consent at
 once: the number was kept only for that call, so it must not wait for the window to expire.
 """
@@ -17,8 +22,9 @@ import logging
 import random
 import signal
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.service import AuditService
@@ -29,13 +35,15 @@ from app.db.base import utcnow
 from app.outbox.models import MessageKind, MessageStatus, OutboxMessage
 from app.outbox.polling import ClientFactory, PollingWorker
 from app.outbox.repository import Job, OutboxRepository, short_error
-from app.outbox.retry import classify
+from app.outbox.retry import SendFailure, classify
 from app.outbox.sender import TwilioSender
 from app.outbox.twilio_http import client_factory as default_client_factory
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 STALE_REASON = "outcome unknown after worker crash"
+AMBIGUOUS_SETTLE = timedelta(seconds=60)
+"""After an attempt whose answer was lost, Twilio may still be working on it: ask only after this wait."""
 
 
 class OutboxWorker(PollingWorker):
@@ -145,12 +153,42 @@ class OutboxWorker(PollingWorker):
         number = await self._recipient(job)
         if number is None:
             return
+        since = job.ambiguous_since
+        if since is not None and await self._settled(sender, job, number, since):
+            return
         try:
             sid = await sender.send(job, number)
         except Exception as error:
             await self._failed(job, error)
         else:
             await self._sent(job, sid)
+
+    async def _settled(self, sender: TwilioSender, job: Job, number: str, since: datetime) -> bool:
+        """An attempt since ``since`` may have reached Twilio: True (send nothing now) if it did or unsure."""
+        try:
+            found = await sender.find(job, number, since)
+        except Exception as error:
+            # Not knowing is no licence to send: the row waits and asks again (an attempt used).
+            await self._failed(job, error, lookup=True)
+            return True
+        async with self.sessionmaker() as db:
+            taken = await OutboxRepository(db).recorded_sids(found)
+            recorded = await db.scalar(select(OutboxMessage.provider_sid).where(OutboxMessage.id == job.id))
+        # A message another row already holds is that row's (same text to the same caller).
+        ours = [sid for sid in found if taken.get(sid, job.id) == job.id]
+        if len(ours) > 1:
+            log.warning(
+                "outbox %s: Twilio holds %s messages for it; the oldest is recorded", job.id, len(ours)
+            )
+        if ours:
+            await self._sent(job, ours[0], how="found at Twilio after a lost answer")
+            return True
+        if recorded is not None:
+            # A delivery report recorded the lost attempt while Twilio's list did not show it yet.
+            log.info("outbox %s: already recorded by a delivery report; not sent again", job.id)
+            return True
+        log.info("outbox %s: Twilio has no message from the lost attempt; sending again", job.id)
+        return False
 
     async def _recipient(self, job: Job) -> str | None:
         """The number, decrypted in memory just before sending; None (row closed) if not allowed now."""
@@ -176,30 +214,58 @@ class OutboxWorker(PollingWorker):
         number = await contacts.number_for(job.caller_id, ContactPurpose(job.purpose))
         return number, f"no contact consented to {job.purpose}"
 
-    async def _sent(self, job: Job, sid: str) -> None:
+    async def _sent(self, job: Job, sid: str, how: str = "handed to Twilio") -> None:
         async with self.sessionmaker() as db, db.begin():
             now = self.clock()
             # FAILED too: a slow send outlived its lease and was failed as unknown; now it is known.
             expected = (MessageStatus.SENDING, MessageStatus.FAILED)
-            await OutboxRepository(db).finish(job.id, MessageStatus.SENT, now, sid=sid, expected=expected)
+            rows = OutboxRepository(db)
+            finished = await rows.finish(job.id, MessageStatus.SENT, now, sid=sid, expected=expected)
             await self._forget_callback(db, job.kind, job.purpose, job.caller_id)
-            if job.case_id is not None:
+            if finished and job.case_id is not None:
                 await AuditService(db, clock=self.clock).record(
                     "system", "answer_sms_sent", case_id=job.case_id
                 )
-        log.info("outbox %s: %s handed to Twilio (attempt %s)", job.id, job.kind, job.attempts)
+        if not finished:
+            # A delivery report got here first (it knows more, e.g. delivered): it is left as it is.
+            log.info("outbox %s: %s %s; its outcome was already recorded", job.id, job.kind, how)
+            return
+        log.info("outbox %s: %s %s (attempt %s)", job.id, job.kind, how, job.attempts)
 
-    async def _failed(self, job: Job, error: Exception) -> None:
+    async def _failed(self, job: Job, error: Exception, *, lookup: bool = False) -> None:
         failure = classify(error)
         now = self.clock()
-        reason = short_error(failure.reason if failure else f"unexpected {type(error).__name__}")
+        what = "checking Twilio: " if lookup else ""
+        reason = short_error(what + (failure.reason if failure else f"unexpected {type(error).__name__}"))
+        # A lookup creates nothing. A send that may have reached Twilio (or failed in a way we do not
+        # know) marks the row: before it is sent again, the worker asks Twilio whether it took it.
+        ambiguous = not lookup and (failure is None or failure.ambiguous)
         status, retry_at = MessageStatus.FAILED, None
         if failure is not None and failure.retryable and job.attempts < self.settings.outbox_max_attempts:
-            status, retry_at = MessageStatus.PENDING, now + self.backoff.delay(job.attempts)
+            status, retry_at = MessageStatus.PENDING, now + self._delay(job.attempts, ambiguous)
+        since = (job.claimed_at or now) if ambiguous else None
         async with self.sessionmaker() as db, db.begin():
-            finished = await OutboxRepository(db).finish(job.id, status, now, error=reason, retry_at=retry_at)
+            rows = OutboxRepository(db)
+            finished = await rows.finish(
+                job.id, status, now, error=reason, retry_at=retry_at, ambiguous_since=since
+            )
             if finished and status == MessageStatus.FAILED:
                 await self._forget_callback(db, job.kind, job.purpose, job.caller_id)
+        self._log_failure(job, failure, error, reason, retry_at)
+
+    def _delay(self, attempt: int, ambiguous: bool) -> timedelta:
+        """Backoff; after a lost answer at least AMBIGUOUS_SETTLE, so Twilio has finished the request."""
+        delay = self.backoff.delay(attempt)
+        return max(delay, AMBIGUOUS_SETTLE) if ambiguous else delay
+
+    def _log_failure(
+        self,
+        job: Job,
+        failure: SendFailure | None,
+        error: Exception,
+        reason: str,
+        retry_at: datetime | None,
+    ) -> None:
         if retry_at is not None:
             log.warning(
                 "outbox %s: attempt %s failed (%s); retrying at %s", job.id, job.attempts, reason, retry_at
