@@ -168,7 +168,7 @@ class OutboxRepository:
         rows = await self.db.execute(
             select(OutboxMessage.provider_sid, OutboxMessage.id).where(OutboxMessage.provider_sid.in_(sids))
         )
-        return {str(sid): int(row_id) for sid, row_id in rows.tuples()}
+        return {str(sid): int(row_id) for sid, row_id in rows}
 
     async def attach(self, message_id: int, sid: str, status: MessageStatus, error: str | None) -> bool:
         """Give an SMS row without a sid the sid and status a report names; False if it has one (or none).

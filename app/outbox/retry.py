@@ -6,7 +6,8 @@ import random
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.response import Response
 
 from app.outbox.twilio_http import TwilioTransportError
 from app.settings import ConfigurationError
@@ -39,6 +40,10 @@ def classify(error: Exception) -> SendFailure | None:
         detail = getattr(error, "msg", None) or getattr(error, "detail", None) or getattr(error, "title", "")
         reason = f"HTTP {status} code {error.code}: {detail}"
         return SendFailure(status == 429 or status >= 500, reason, status >= 500)
+    if type(error) is TwilioException and len(error.args) == 2 and isinstance(error.args[1], Response):
+        # A list's page that did not come (the SDK keeps the response, whose text may quote a number).
+        status = int(error.args[1].status_code)
+        return SendFailure(status == 429 or status >= 500, f"HTTP {status}: {error.args[0]}", status >= 500)
     return None
 
 

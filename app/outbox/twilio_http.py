@@ -43,10 +43,6 @@ class HttpxTwilioClient(AsyncHttpClient):  # type: ignore[misc]  # the SDK is un
 
     def __init__(self, http: httpx.AsyncClient | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         super().__init__(logger=log, is_async=True, timeout=timeout)
-        # httpx logs each URL at INFO, and a lookup's URL holds the number (?To=); app/logs.py quiets it
-        # too, but a worker embedded elsewhere (tests, scripts) must not leak it either.
-        quiet = logging.getLogger("httpx")
-        quiet.setLevel(max(logging.WARNING, quiet.level))
         self.http = http or httpx.AsyncClient(timeout=timeout)
 
     async def request(
