@@ -7,8 +7,10 @@ import json
 import httpx
 import pytest
 import respx
+from twilio.base.exceptions import TwilioException
+from twilio.http.response import Response
 
-from app.outbox.retry import Backoff, classify
+from app.outbox.retry import Backoff, SendFailure, classify
 from app.outbox.twilio_http import HttpxTwilioClient, TwilioTransportError
 
 URL = "https://api.twilio.com/2010-04-01/Accounts/AC1/Things.json"
@@ -57,3 +59,43 @@ def test_full_jitter_backoff_grows_and_is_capped() -> None:
         waits = [backoff.delay(attempt).total_seconds() for _ in range(200)]
         assert all(0 <= wait <= ceiling for wait in waits)
         assert max(waits) > ceiling / 2
+
+
+@pytest.mark.parametrize(
+    ("error", "ambiguous"),
+    [
+        (httpx.ConnectError("refused"), False),
+        (httpx.ConnectTimeout("slow"), False),
+        (httpx.PoolTimeout("busy"), False),
+        (httpx.ReadTimeout("slow"), True),
+        (httpx.WriteTimeout("slow"), True),
+        (httpx.ReadError("reset"), True),
+        (httpx.RemoteProtocolError("Server disconnected without sending a response."), True),
+    ],
+)
+async def test_only_failures_before_sending_are_sure(error: Exception, ambiguous: bool) -> None:
+    """A request that may have reached Twilio is ambiguous: the worker asks Twilio before sending again."""
+    client = HttpxTwilioClient()
+    try:
+        with respx.mock() as mock:
+            mock.post(URL).mock(side_effect=error)
+            with pytest.raises(TwilioTransportError) as raised:
+                await client.request("POST", URL, data={})
+    finally:
+        await client.aclose()
+    failure = classify(raised.value)
+    assert failure is not None
+    assert (failure.retryable, failure.ambiguous) == (True, ambiguous)
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable", "ambiguous"), [(429, True, False), (503, True, True), (401, False, False)]
+)
+def test_a_list_page_that_did_not_come_is_classified_by_status(
+    status: int, retryable: bool, ambiguous: bool
+) -> None:
+    """The SDK's list raises a bare TwilioException holding the response; its text is never kept."""
+    error = TwilioException("Unable to fetch page", Response(status, "The 'To' +51964555123 ...", {}))
+    failure = classify(error)
+    assert failure == SendFailure(retryable, f"HTTP {status}: Unable to fetch page", ambiguous)
+    assert classify(TwilioException("something else")) is None
