@@ -25,7 +25,7 @@ async def insert_ignoring_conflicts(
     """Insert a row unless one with the same unique columns exists (two webhooks may race)."""
     postgres = db.get_bind().dialect.name == "postgresql"
     statement = ignoring_conflicts(model, tuple(conflict_columns), postgres)
-    # On the unit of work's connection, past the ORM's bulk-insert path: pending objects are flushed first.
-    await db.flush()
+    # On the unit of work's connection, past the ORM's bulk-insert path. Like every statement here it does
+    # not flush pending objects first (the sessions are made with autoflush=False).
     connection = await db.connection()
     await connection.execute(statement, values)

@@ -105,7 +105,7 @@ def _write_pending(session: Session) -> None:
     ]
     if not rows:
         return
-    session.flush()  # the transaction's other changes first, as before the counters were written last
+    session.flush()  # the transaction's other changes first: the counters are the last write before COMMIT
     connection = session.connection()
     connection.execute(UPSERT[connection.dialect.name], rows)
 

@@ -222,7 +222,6 @@ class SessionStats:
 
     async def _insert_members(self, rows: list[dict[str, Any]]) -> set[str]:
         """Insert memberships unless the caller is already counted there; the grains inserted."""
-        await self.db.flush()  # the session row first: a membership names it as its owner
         connection = await self.db.connection()
         statement = JOIN[connection.dialect.name == "postgresql"]
         return set((await connection.execute(statement, rows)).scalars())
