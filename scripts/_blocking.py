@@ -30,6 +30,10 @@ class BlockingSession:
         """The engine (the rollups pick the upsert dialect from it)."""
         return self.sync_session.get_bind()
 
+    async def get(self, entity: Any, ident: Any) -> Any:
+        """A row by primary key (from the identity map when loaded)."""
+        return self.sync_session.get(entity, ident)
+
     async def flush(self) -> None:
         """Flush pending ORM changes."""
         self.sync_session.flush()

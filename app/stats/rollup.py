@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -149,7 +149,9 @@ class SessionStats:
             return Snapshot.load(session.stats)
         first_seen = None
         if session.caller_id is not None:
-            first_seen = await self.db.scalar(select(Caller.first_seen).where(Caller.id == session.caller_id))
+            # Usually already loaded by this request (the caller was just touched): no query then.
+            caller = await self.db.get(Caller, session.caller_id)
+            first_seen = caller.first_seen if caller is not None else None
         snap = Snapshot(
             day=local_day(session.started_at, self.zone),
             people=people_of(session),
