@@ -2,32 +2,33 @@
 
 from __future__ import annotations
 
-import random
-from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import respx
 from sqlalchemy import update
 
-from app.contacts.models import ContactPurpose
 from app.outbox.models import OutboxMessage
 from app.outbox.service import Outbox
-from app.outbox.twilio_http import client_factory
-from app.outbox.worker import OutboxWorker
 from app.settings import Settings
 from app.simulator import TwilioSigner
 from tests.conftest import count_rows
-from tests.outbound import CALLS_URL, MESSAGES_URL, NUMBER, Clock, Sessions
-from tests.test_outbox_idempotency import FakeTwilio, one_row
-from tests.test_outbox_idempotency import report as report_to_row
+from tests.outbound import CALLS_URL, MESSAGES_URL, NUMBER, Sessions
+from tests.outbox_support import (
+    PATH,
+    Outboxes,
+    box,
+    form,
+    listing,
+    post_signed,
+    report_fields,
+    report_to_row,
+)
 from tests.test_outbox_service import add_caller, all_rows, hits
-from tests.test_outbox_worker import form, listing, queue_sms
 from tests.test_sms_endpoints import FORGERIES, forged
 
 SID = "SM" + "a" * 32
-PATH = "/twilio/sms/status"
+__all__ = ["box"]  # the fixture shared from outbox_support
 
 
 @pytest.fixture
@@ -45,30 +46,11 @@ async def sent(sessions: Sessions, settings: Settings) -> int:
         return message.id
 
 
-@pytest.fixture
-async def worker(sessions: Sessions, outbound: Settings, clock: Clock) -> AsyncIterator[OutboxWorker]:
-    """A worker with a fixed clock and seeded jitter."""
-    made = OutboxWorker(sessions, outbound, client_factory, clock=clock, rng=random.Random(7))
-    yield made
-    await made.aclose()
-
-
-@pytest.fixture
-def fake(clock: Clock) -> FakeTwilio:
-    """An empty Twilio account."""
-    return FakeTwilio(clock)
-
-
 async def report(
     client: httpx.AsyncClient, signer: TwilioSigner, status: str | None, sid: str | None = SID, **extra: str
 ) -> httpx.Response:
-    """A delivery report as Twilio posts it (numbers included), correctly signed."""
-    params = {"AccountSid": "AC" + "1" * 32, "To": NUMBER, "From": "+15005550006", **extra}
-    if sid is not None:
-        params["MessageSid"] = params["SmsSid"] = sid
-    if status is not None:
-        params["MessageStatus"] = params["SmsStatus"] = status
-    return await client.post(PATH, data=params, headers=signer.headers(signer.public(PATH), params))
+    """A delivery report as Twilio posts it (numbers included) to the bare callback URL, correctly signed."""
+    return await post_signed(client, signer, PATH, report_fields(status, sid, **extra))
 
 
 async def status_of(sessions: Sessions, row_id: int) -> tuple[str, str | None]:
@@ -148,8 +130,7 @@ async def test_forged_report_is_refused(
     client: httpx.AsyncClient, sessions: Sessions, database_url: str, sent: int, forgery: str
 ) -> None:
     """A wrong value, another token, another URL or altered fields: 403, the row and tables unchanged."""
-    params = {"AccountSid": "AC" + "1" * 32, "To": NUMBER, "From": "+15005550006"}
-    params |= {"MessageSid": SID, "SmsSid": SID, "MessageStatus": "delivered", "SmsStatus": "delivered"}
+    params = report_fields("delivered", SID)
     posted, headers = forged(forgery, PATH, params)
     response = await client.post(PATH, data=posted, headers=headers)
     assert response.status_code == 403
@@ -176,192 +157,130 @@ async def test_internal_error_is_503_not_500(
     assert hits(caplog.text.encode()) == []
 
 
-async def _sent_row(
-    twilio: respx.MockRouter,
-    worker: OutboxWorker,
-    sessions: Sessions,
-    outbound: Settings,
-    clock: Clock,
-    fake: FakeTwilio,
-) -> OutboxMessage:
-    twilio.post(MESSAGES_URL).mock(side_effect=fake.create)
-    await queue_sms(sessions, outbound, clock)
-    assert await worker.run_once() == 1
-    return await one_row(sessions)
-
-
 async def test_report_naming_no_row_is_404(
-    twilio: respx.MockRouter,
-    worker: OutboxWorker,
-    sessions: Sessions,
-    outbound: Settings,
-    clock: Clock,
-    fake: FakeTwilio,
-    client: httpx.AsyncClient,
-    signer: TwilioSigner,
+    box: Outboxes, client: httpx.AsyncClient, signer: TwilioSigner
 ) -> None:
     """An unknown sid naming a row id that does not exist: not ours, 404, nothing changed."""
-    row = await _sent_row(twilio, worker, sessions, outbound, clock, fake)
+    row = await box.sent_row()
     answer = await report_to_row(client, signer, "SM" + "b" * 32, "delivered", row.id + 1000)
     assert (answer.status_code, answer.json()) == (404, {"error": "message_not_found"})
-    assert (await one_row(sessions)).status == "sent"
+    assert (await box.one_row()).status == "sent"
 
 
 @pytest.mark.parametrize("case", ["row-holds-another-sid", "sid-on-another-row", "row-is-a-call"])
 async def test_report_that_contradicts_the_rows_is_409_and_changes_nothing(
-    twilio: respx.MockRouter,
-    worker: OutboxWorker,
-    sessions: Sessions,
-    outbound: Settings,
-    clock: Clock,
-    fake: FakeTwilio,
+    box: Outboxes,
     client: httpx.AsyncClient,
     signer: TwilioSigner,
     caplog: pytest.LogCaptureFixture,
     case: str,
 ) -> None:
     """The URL's row holds another message (or is a call), or the sid is another row's: 409, logged."""
-    twilio.post(CALLS_URL).mock(side_effect=fake.create)
-    row = await _sent_row(twilio, worker, sessions, outbound, clock, fake)
-    caller_id = await add_caller(sessions, outbound, [ContactPurpose.CALLBACK])
-    async with sessions() as db, db.begin():
-        call = await Outbox(db, outbound, clock=clock).enqueue_call(caller_id, "hotline", not_before=None)
-        assert call is not None
+    box.twilio.post(CALLS_URL).mock(side_effect=box.fake.create)
+    row = await box.sent_row()
+    call = await box.queue_call_back()
     sid, outbox = {
         "row-holds-another-sid": ("SM" + "c" * 32, row.id),
         "sid-on-another-row": (row.provider_sid, call.id),
         "row-is-a-call": ("SM" + "c" * 32, call.id),
     }[case]
-    before = [(r.id, r.status, r.provider_sid) for r in await all_rows(sessions)]
+    before = [(r.id, r.status, r.provider_sid) for r in await box.all_rows()]
     answer = await report_to_row(client, signer, str(sid), "delivered", outbox)
     assert (answer.status_code, answer.json()) == (409, {"error": "outbox_mismatch"})
-    assert [(r.id, r.status, r.provider_sid) for r in await all_rows(sessions)] == before
+    assert [(r.id, r.status, r.provider_sid) for r in await box.all_rows()] == before
     assert "nothing changed" in caplog.text
     assert hits(caplog.text.encode()) == []
 
 
 @pytest.mark.parametrize("outbox", ["abc", "0", "-1", "1.5", "+51964555123", "9" * 19, "", "1&outbox=2"])
 async def test_malformed_outbox_id_is_400(
-    twilio: respx.MockRouter,
-    worker: OutboxWorker,
-    sessions: Sessions,
-    outbound: Settings,
-    clock: Clock,
-    fake: FakeTwilio,
+    box: Outboxes,
     client: httpx.AsyncClient,
     signer: TwilioSigner,
     caplog: pytest.LogCaptureFixture,
     outbox: str,
 ) -> None:
     """Not one positive id of at most 18 digits: 400 naming the field, never echoing it; nothing changed."""
-    row = await _sent_row(twilio, worker, sessions, outbound, clock, fake)
+    row = await box.sent_row()
     answer = await report_to_row(client, signer, str(row.provider_sid), "delivered", outbox)
     assert (answer.status_code, answer.json()) == (400, {"error": "invalid_webhook"})
-    assert (await one_row(sessions)).status == "sent"
+    assert (await box.one_row()).status == "sent"
     assert hits(caplog.text.encode()) == []
 
 
 async def test_the_signature_covers_the_outbox_id(
-    twilio: respx.MockRouter,
-    worker: OutboxWorker,
-    sessions: Sessions,
-    outbound: Settings,
-    clock: Clock,
-    fake: FakeTwilio,
-    client: httpx.AsyncClient,
-    signer: TwilioSigner,
+    box: Outboxes, client: httpx.AsyncClient, signer: TwilioSigner
 ) -> None:
     """A report signed for one row's URL and posted to another's (or without the id) is refused: 403."""
-    twilio.post(MESSAGES_URL).mock(side_effect=fake.accepted_then_timed_out)
-    await queue_sms(sessions, outbound, clock)
-    assert await worker.run_once() == 1
-    row = await one_row(sessions)
-    params = {"MessageSid": fake.sids()[0], "MessageStatus": "delivered"}
+    box.twilio.post(MESSAGES_URL).mock(side_effect=box.fake.accepted_then_timed_out)
+    await box.queue_sms()
+    assert await box.worker.run_once() == 1
+    row = await box.one_row()
+    params = {"MessageSid": box.fake.sids()[0], "MessageStatus": "delivered"}
     signed = signer.headers(signer.public(f"{PATH}?outbox={row.id + 1}"), params)
     for path in (f"{PATH}?outbox={row.id}", PATH):
         assert (await client.post(path, data=params, headers=signed)).status_code == 403
-    row = await one_row(sessions)
+    row = await box.one_row()
     assert (row.status, row.provider_sid) == ("pending", None)
 
 
 @pytest.mark.parametrize("reported", ["delivered", "failed"])
 async def test_report_before_the_sid_is_recorded_is_kept(
-    twilio: respx.MockRouter,
-    worker: OutboxWorker,
-    sessions: Sessions,
-    outbound: Settings,
-    clock: Clock,
-    fake: FakeTwilio,
-    client: httpx.AsyncClient,
-    signer: TwilioSigner,
-    reported: str,
+    box: Outboxes, client: httpx.AsyncClient, signer: TwilioSigner, reported: str
 ) -> None:
     """Twilio reports while the worker waits for its answer; the worker's late success undoes nothing."""
     answers: list[httpx.Response] = []
 
     async def reports_first(request: httpx.Request) -> httpx.Response:
-        created = fake.create(request)
+        created = box.fake.create(request)
         outbox = parse_qs(urlsplit(form(request)["StatusCallback"]).query)["outbox"][0]
         answers.append(await report_to_row(client, signer, created.json()["sid"], reported, outbox))
         return created
 
-    twilio.post(MESSAGES_URL).mock(side_effect=reports_first)
-    await queue_sms(sessions, outbound, clock)
-    assert await worker.run_once() == 1
+    box.twilio.post(MESSAGES_URL).mock(side_effect=reports_first)
+    await box.queue_sms()
+    assert await box.worker.run_once() == 1
     assert [(a.status_code, a.json()) for a in answers] == [(200, {"status": reported})]
-    row = await one_row(sessions)
-    assert (row.status, row.provider_sid, row.last_error) == (reported, fake.sids()[0], None)
+    row = await box.one_row()
+    assert (row.status, row.provider_sid, row.last_error) == (reported, box.fake.sids()[0], None)
     assert row.sent_at is not None
 
 
 async def test_report_for_a_timed_out_attempt_settles_the_row_before_any_retry(
-    twilio: respx.MockRouter,
-    worker: OutboxWorker,
-    sessions: Sessions,
-    outbound: Settings,
-    clock: Clock,
-    fake: FakeTwilio,
-    client: httpx.AsyncClient,
-    signer: TwilioSigner,
+    box: Outboxes, client: httpx.AsyncClient, signer: TwilioSigner
 ) -> None:
     """The answer was lost, the report was not: the row is sent and never claimed again, Twilio not asked."""
-    posts = twilio.post(MESSAGES_URL).mock(side_effect=fake.accepted_then_timed_out)
-    lookups = twilio.get(MESSAGES_URL).mock(side_effect=fake.listed)
-    await queue_sms(sessions, outbound, clock)
-    assert await worker.run_once() == 1
-    row = await one_row(sessions)
+    fake = box.fake
+    posts = box.twilio.post(MESSAGES_URL).mock(side_effect=fake.accepted_then_timed_out)
+    lookups = box.twilio.get(MESSAGES_URL).mock(side_effect=fake.listed)
+    await box.queue_sms()
+    assert await box.worker.run_once() == 1
+    row = await box.one_row()
     assert row.status == "pending"
     answer = await report_to_row(client, signer, fake.sids()[0], "sent", row.id)
     assert (answer.status_code, answer.json()) == (200, {"status": "sent"})
-    clock.advance(hours=1)
-    assert await worker.run_once() == 0
-    row = await one_row(sessions)
+    box.clock.advance(hours=1)
+    assert await box.worker.run_once() == 0
+    row = await box.one_row()
     assert (row.status, row.provider_sid, row.next_attempt_at) == ("sent", fake.sids()[0], None)
     assert (posts.call_count, lookups.call_count) == (1, 0)
 
 
 async def test_report_during_the_lookup_stops_the_resend(
-    twilio: respx.MockRouter,
-    worker: OutboxWorker,
-    sessions: Sessions,
-    outbound: Settings,
-    clock: Clock,
-    fake: FakeTwilio,
-    client: httpx.AsyncClient,
-    signer: TwilioSigner,
+    box: Outboxes, client: httpx.AsyncClient, signer: TwilioSigner
 ) -> None:
     """Twilio's list lags behind while its report arrives: the recorded sid wins, nothing is resent."""
 
     async def lagging(request: httpx.Request) -> httpx.Response:
-        row = await one_row(sessions)
-        await report_to_row(client, signer, fake.sids()[0], "delivered", row.id)
+        row = await box.one_row()
+        await report_to_row(client, signer, box.fake.sids()[0], "delivered", row.id)
         return listing(MESSAGES_URL)
 
-    posts = twilio.post(MESSAGES_URL).mock(side_effect=fake.accepted_then_timed_out)
-    twilio.get(MESSAGES_URL).mock(side_effect=lagging)
-    await queue_sms(sessions, outbound, clock)
-    assert await worker.run_once() == 1
-    clock.advance(hours=1)
-    assert await worker.run_once() == 1
-    row = await one_row(sessions)
-    assert (row.status, row.provider_sid, posts.call_count) == ("delivered", fake.sids()[0], 1)
+    posts = box.twilio.post(MESSAGES_URL).mock(side_effect=box.fake.accepted_then_timed_out)
+    box.twilio.get(MESSAGES_URL).mock(side_effect=lagging)
+    await box.queue_sms()
+    assert await box.worker.run_once() == 1
+    box.clock.advance(hours=1)
+    assert await box.worker.run_once() == 1
+    row = await box.one_row()
+    assert (row.status, row.provider_sid, posts.call_count) == ("delivered", box.fake.sids()[0], 1)
