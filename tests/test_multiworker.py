@@ -24,7 +24,7 @@ from app.settings import Settings
 from app.simulator import Call, TwilioSigner, parse_twiml
 from tests.conftest import AUTH_TOKEN, CALLER, ROOT
 from tests.outbound import ACCOUNT_SID, HOTLINE, Clock, sessions_for
-from tests.test_outbox_worker import queue_sms
+from tests.outbox_support import queue_sms
 from tests.test_survey import answers, rows
 from tests.workers import (
     CONTACT_KEY,

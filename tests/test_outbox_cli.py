@@ -22,8 +22,8 @@ from app.settings import Settings, get_settings
 from app.simulator import TextPhone, TwilioSigner
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
 from tests.outbound import ACCOUNT_SID, CALLS_URL, HOTLINE, MESSAGES_URL, NUMBER, sessions_for
+from tests.outbox_support import created, form, refused
 from tests.test_outbox_service import add_caller, hits
-from tests.test_outbox_worker import created, form, refused
 
 runner = CliRunner()
 

@@ -15,8 +15,8 @@ from app.outbox.twilio_http import client_factory
 from app.outbox.worker import OutboxWorker
 from app.settings import Settings
 from tests.outbound import MESSAGES_URL, Clock, Sessions, outbound_settings, sessions_for
+from tests.outbox_support import created, form, queue_sms
 from tests.test_outbox_service import all_rows
-from tests.test_outbox_worker import created, form, queue_sms
 
 
 @pytest.fixture

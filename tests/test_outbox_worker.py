@@ -27,15 +27,13 @@ from tests.outbox_support import (
     form,
     listing,
     outbound,
-    queue_sms,
     refused,
 )
 from tests.pg import PostgresServer
 from tests.test_outbox_service import add_caller, hits, stored_bytes
 
 PUBLIC = "https://hotline.example.org"
-# Fixtures used by name; created, form, refused and queue_sms are still imported from here by other tests.
-__all__ = ["box", "created", "form", "outbound", "queue_sms", "refused"]
+__all__ = ["box", "outbound"]  # fixtures, used by name
 
 
 async def test_sms_is_sent_once_with_the_decrypted_number(box: Outboxes) -> None:

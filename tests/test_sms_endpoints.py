@@ -24,10 +24,10 @@ from app.survey.models import Answer
 from app.webhooks.signature import SIGNATURE_HEADER
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, count_rows
 from tests.outbound import Sessions
+from tests.outbox_support import form
 from tests.pg import PostgresServer
 from tests.test_broadcasts import broadcast, send_all
 from tests.test_outbox_service import all_rows, stored_bytes
-from tests.test_outbox_worker import form
 from tests.test_survey import LIKERT, PROFILE
 
 SENDER = "+51976543210"
