@@ -156,6 +156,31 @@ async def test_slots_survive_a_storm_of_timeouts_and_releases() -> None:
     assert admission._slots._value == 3
 
 
+async def test_cancelled_waiters_never_keep_or_lose_a_slot() -> None:
+    """Requests cancelled while they wait (a server stopping), some just as a slot frees up for them:
+    the slot goes to the one left waiting, and at the end every slot is usable."""
+    visits = Visits(Admission(slots=2, wait_seconds=5))
+    tasks = [visits.arrive(name) for name in "ab"]
+    await asyncio.sleep(0.01)
+    rng = random.Random(3)
+    for round_ in range(30):
+        waiters = [visits.arrive(f"w{round_}-{i}") for i in range(4)]
+        tasks += waiters
+        await asyncio.sleep(0)
+        visits.held.pop(0).set()
+        await asyncio.sleep(0)  # the holder lets go: the first waiter is granted the slot, not yet running
+        cancelled = rng.sample(waiters, k=3)  # often the first waiter among them
+        for waiter in cancelled:
+            waiter.cancel()
+        await asyncio.gather(*cancelled, return_exceptions=True)
+        await asyncio.sleep(0.001)
+        assert len(visits.held) == 2, round_  # the one left waiting got the free slot
+    for event in visits.held:
+        event.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert visits.admission._slots._value == 2
+
+
 @pytest.fixture
 async def served(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The app with one slot and no queue, its lifespan entered (that is where admission is made)."""

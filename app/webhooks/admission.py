@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Literal
 
 from app.metrics import TURNED_AWAY
 
@@ -70,12 +71,11 @@ class Admission:
         down = asyncio.ensure_future(self._down.wait())
         try:
             await asyncio.wait({slot, down}, timeout=self._wait_seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            down.cancel()
-            if not slot.done():
-                # A slot granted meanwhile is passed on to the next waiter when the cancellation lands.
-                slot.cancel()
-        admitted = slot.done() and not slot.cancelled()
+        except asyncio.CancelledError:  # the request itself was cancelled (the server is stopping)
+            if self._stop_waiting(slot, down):
+                self._slots.release()
+            raise
+        admitted = self._stop_waiting(slot, down)
         if admitted and not self._down.is_set():
             return True
         if admitted:
@@ -83,4 +83,14 @@ class Admission:
             # goes to the next arrival, which will try the database (it may be back by then).
             self._slots.release()
         TURNED_AWAY.labels("database" if self._down.is_set() else "busy").inc()
+        return False
+
+    @staticmethod
+    def _stop_waiting(slot: asyncio.Future[Literal[True]], down: asyncio.Future[Literal[True]]) -> bool:
+        """Stop waiting; whether the slot was taken (then the caller must use or release it)."""
+        down.cancel()
+        if slot.done():
+            return not slot.cancelled()
+        # If the slot is granted before this cancellation lands, acquire() passes it to the next waiter.
+        slot.cancel()
         return False
