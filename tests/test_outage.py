@@ -240,15 +240,25 @@ def test_postgres_down_then_hung_then_back(
         link.close()
 
 
+@contextmanager
+def sqlite_locked(service: Service) -> Iterator[None]:
+    """Another process holds the service's SQLite file locked (a hung database) until the block ends."""
+    holder = sqlite3.connect(service.data_dir / "rimay.sqlite3", isolation_level=None, timeout=10)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
 def test_sqlite_locked_then_released(tmp_path: Path, audio_data_dir: Path) -> None:
     """A SQLite file another process holds locked is a hung database: apology in < 2 s, then recovery."""
     with running_service(tmp_path, generated_audio=audio_data_dir / "audio", log_level="INFO") as service:
         twilio = Twilio(service)
         try:
             step_path = assert_recovers(twilio)
-            holder = sqlite3.connect(service.data_dir / "rimay.sqlite3", isolation_level=None, timeout=10)
-            holder.execute("BEGIN EXCLUSIVE")
-            try:
+            with sqlite_locked(service):
                 response, took = twilio.new_call()
                 assert_apology(response, took, ["es", "qu"])
                 response, took = twilio.step(f"{step_path}?lang=es")
@@ -256,9 +266,6 @@ def test_sqlite_locked_then_released(tmp_path: Path, audio_data_dir: Path) -> No
                 response, took = twilio.health()
                 assert took < LIMIT, f"/healthz answered after {took:.2f} s"
                 assert response.status_code == 503
-            finally:
-                holder.execute("ROLLBACK")
-                holder.close()
             assert_recovers(twilio)
         finally:
             twilio.http.close()
@@ -275,16 +282,10 @@ def test_a_surge_during_an_outage_is_answered_within_the_limit(tmp_path: Path, a
         twilio = Twilio(service)
         try:
             assert_recovers(twilio)
-            holder = sqlite3.connect(service.data_dir / "rimay.sqlite3", isolation_level=None, timeout=10)
-            holder.execute("BEGIN EXCLUSIVE")
-            try:
-                with ThreadPoolExecutor(max_workers=8) as pool:
-                    answers = list(pool.map(lambda _: _one_call(service), range(8)))
-                for response, took in answers:
-                    assert_apology(response, took, ["es", "qu"])
-            finally:
-                holder.execute("ROLLBACK")
-                holder.close()
+            with sqlite_locked(service), ThreadPoolExecutor(max_workers=8) as pool:
+                answers = list(pool.map(lambda _: _one_call(service), range(8)))
+            for response, took in answers:
+                assert_apology(response, took, ["es", "qu"])
             assert_recovers(twilio)
             metrics = twilio.http.get("/metrics").text
             assert 'rimay_webhooks_turned_away_total{reason="database"}' in metrics
