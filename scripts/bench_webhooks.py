@@ -7,9 +7,10 @@ Usage: .venv/bin/python scripts/bench_webhooks.py [--quick] [--seconds 20] [--ca
 Per configuration (database / uvicorn workers) a fresh, migrated database is served on loopback by
 ``uvicorn --factory app.main:create_app`` (as `rimay serve` runs it). C callers walk the hotline by
 signed webhooks, following the action URLs in the TwiML (library, survey, question-line and SMS
-journeys, from synthetic numbers +5190xxxxxxx). Then a bare FastAPI app that returns a constant TwiML
-document is driven by the same callers under the same uvicorn settings. Last, the database dump, every
-data file and the server logs are searched for every number used.
+journeys, from synthetic numbers +5190xxxxxxx). Then two floors are driven by the same callers under the
+same uvicorn settings (scripts/_bench_floors.py): a bare FastAPI app that returns a constant TwiML
+document, and the same app committing one write per webhook to the same database. Last, the database
+dump, every data file and the server logs are searched for every number used.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Response
-from twilio.twiml.voice_response import VoiceResponse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
@@ -37,6 +36,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 from app.flows.loader import load_flows  # noqa: E402
 from app.simulator import TwilioSigner  # noqa: E402
 from scripts._bench_audio import prompt_audio  # noqa: E402
+from scripts._bench_floors import FLOOR_PATH, create_calls_table  # noqa: E402
 from scripts._bench_options import Config, Options, parse  # noqa: E402
 from scripts._bench_profile import profiling  # noqa: E402
 from scripts._webhook_walks import (  # noqa: E402
@@ -60,26 +60,6 @@ AUTH_TOKEN = "bench-auth-token-0123456789abcdef"  # noqa: S105 - loopback only, 
 ACCOUNT_SID = "AC" + "0" * 32  # the simulator's: recordings it reports are on this account
 
 
-def floor_app() -> FastAPI:
-    """The floor: a bare FastAPI app answering every webhook with the same TwiML menu (uvicorn factory)."""
-    reply = VoiceResponse()
-    gather = reply.gather(action="/twilio/voice/sessions/floor/steps/1", num_digits=1, timeout=6)
-    gather.say("Menú principal. Para escuchar sus derechos e información, marque 1.", language="es-MX")
-    reply.redirect("/twilio/voice/sessions/floor/steps/1")
-    body = str(reply)
-    app = FastAPI()
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.post("/{path:path}")
-    async def constant(path: str) -> Response:
-        return Response(body, media_type="application/xml")
-
-    return app
-
-
 @dataclass(frozen=True)
 class Stats:
     """One app's figures over the measured window (latencies in ms)."""
@@ -101,11 +81,12 @@ class Stats:
 
 @dataclass(frozen=True)
 class Result:
-    """One configuration: Rimay, the floor, what was walked and the privacy scan."""
+    """One configuration: Rimay, the two floors, what was walked and the privacy scan."""
 
     config: Config
     rimay: Stats
     floor: Stats
+    database_floor: Stats
     tally: Tally
     scanned_bytes: int
 
@@ -201,27 +182,48 @@ async def drive_rimay(base_url: str, hotline: Hotline, options: Options) -> tupl
 
 
 async def drive_floor(base_url: str, signer: TwilioSigner, options: Options) -> tuple[Tally, float]:
-    """The same number of callers post signed voice steps to the floor as fast as it answers."""
+    """The same number of callers post signed voice steps to a floor as fast as it answers, each
+    caller on her own call (the database floor writes one row per call)."""
     tally = Tally()
-    path = "/twilio/voice/sessions/floor/steps/1"
-    params = {"CallSid": "CA" + "0" * 32, "AccountSid": "AC" + "0" * 32, "Digits": "1", "To": "+15005550006"}
     started = time.perf_counter()
     until = started + options.warmup + options.seconds
 
-    async def loop(http: httpx.AsyncClient) -> None:
+    async def loop(index: int, http: httpx.AsyncClient) -> None:
+        params = {
+            "CallSid": f"CA{index:032x}",
+            "AccountSid": ACCOUNT_SID,
+            "Digits": "1",
+            "To": "+15005550006",
+        }
         while time.perf_counter() < until:
-            headers = signer.headers(signer.public(path), params)  # the caller's signing cost, as above
-            response = await timed(tally, "floor", http.post(path, data=params, headers=headers))
+            headers = signer.headers(signer.public(FLOOR_PATH), params)  # the caller's signing cost, as above
+            response = await timed(tally, "floor", http.post(FLOOR_PATH, data=params, headers=headers))
             if response is not None and "<Gather" not in response.text:
                 tally.fail("floor: not the constant TwiML")
 
     async with clients(base_url, options.callers) as https:
-        await asyncio.gather(*(loop(http) for http in https))
+        await asyncio.gather(*(loop(index, http) for index, http in enumerate(https)))
     return tally, started
 
 
+def drive_floors(
+    url: str, env: dict[str, str], config: Config, options: Options, folder: Path
+) -> list[Stats]:
+    """The bare floor, then the database floor (on the configuration's database), as Rimay was served."""
+    create_calls_table(url)
+    figures = []
+    for name in ("floor", "database_floor"):
+        with serving(
+            f"scripts._bench_floors:{name}_app", config.workers, env, folder / f"{name}.log", free_port()
+        ) as served:
+            signer = TwilioSigner(AUTH_TOKEN, served.base_url)
+            stats, _ = measured(served.process.pid, drive_floor(served.base_url, signer, options), options)
+            figures.append(stats)
+    return figures
+
+
 def run_config(config: Config, options: Options, server_url: str | None, folder: Path) -> Result:
-    """Serve a fresh database, drive Rimay, then the floor, then scan for numbers."""
+    """Serve a fresh database, drive Rimay, then the floors, then scan for numbers."""
     flows = load_flows(ROOT / "voice_flows")
     data_dir = folder / "data"
     if options.audio is not None:
@@ -237,22 +239,17 @@ def run_config(config: Config, options: Options, server_url: str | None, folder:
                 rimay, tally = measured(
                     served.process.pid, drive_rimay(served.base_url, hotline, options), options
                 )
-        floor = "scripts.bench_webhooks:floor_app"
-        with serving(floor, config.workers, env, folder / "floor.log", free_port()) as served:
-            signer = TwilioSigner(AUTH_TOKEN, served.base_url)
-            floor_stats, _ = measured(
-                served.process.pid, drive_floor(served.base_url, signer, options), options
-            )
+        floor, database_floor = drive_floors(url, env, config, options, folder)
         blobs = evidence(url, folder)
     found = privacy_hits(tally.numbers, blobs)
     if found:
         raise SystemExit(
             f"privacy scan: {len(tally.numbers)} numbers, {len(found)} FOUND in {', '.join(found)}"
         )
-    if config.database == "sqlite":
-        rimay = replace(rimay, database_ms=0.0)  # SQLite runs in the workers; a postgres process is not ours
-    floor_stats = replace(floor_stats, database_ms=0.0)  # the floor has no database
-    return Result(config, rimay, floor_stats, tally, sum(len(blob) for blob in blobs.values()))
+    if config.database == "sqlite":  # SQLite runs in the workers; a postgres process is not ours
+        rimay, database_floor = (replace(stats, database_ms=0.0) for stats in (rimay, database_floor))
+    floor = replace(floor, database_ms=0.0)  # the bare floor has no database
+    return Result(config, rimay, floor, database_floor, tally, sum(len(blob) for blob in blobs.values()))
 
 
 def _row(name: str, stats: Stats) -> str:
@@ -263,13 +260,18 @@ def _row(name: str, stats: Stats) -> str:
     )
 
 
+def ratios(app: Stats, floor: Stats) -> str:
+    """Throughput and p99 of an app as a share and a multiple of a floor's."""
+    throughput = app.per_second / floor.per_second if floor.per_second else 0.0
+    p99 = app.p99 / floor.p99 if floor.p99 else 0.0
+    return f"throughput {throughput:.2f}, p99 {p99:.2f}x"
+
+
 def report(results: Sequence[Result], options: Options) -> str:
-    """A markdown table per configuration, the ratios to the floor, what was walked and the scan."""
+    """A markdown table per configuration, the ratios to the floors, what was walked and the scan."""
     lines: list[str] = []
     for result in results:
-        rimay, floor, tally = result.rimay, result.floor, result.tally
-        throughput = rimay.per_second / floor.per_second if floor.per_second else 0.0
-        p99 = rimay.p99 / floor.p99 if floor.p99 else 0.0
+        rimay, floor, database_floor, tally = result.rimay, result.floor, result.database_floor, result.tally
         walks = ", ".join(f"{name} {count}" for name, count in sorted(tally.walks.items()))
         lines += [
             f"{result.config.label}: {options.callers} callers, {options.seconds:g} s measured "
@@ -280,8 +282,11 @@ def report(results: Sequence[Result], options: Options) -> str:
             "|---|---|---|---|---|---|---|---|---|---|",
             _row("Rimay", rimay),
             _row("bare FastAPI floor", floor),
+            _row("database floor (one committed write)", database_floor),
             "",
-            f"ratio to the floor: throughput {throughput:.2f}, p99 {p99:.2f}x",
+            f"ratio to the floor: {ratios(rimay, floor)}",
+            f"ratio to the database floor: {ratios(rimay, database_floor)}",
+            f"database floor to the floor: {ratios(database_floor, floor)}",
             f"walks: {walks}; unrecognised screens: {tally.unrecognised}",
             *(f"error: {sample}" for sample in tally.error_samples),
             f"privacy scan: {len(tally.numbers)} numbers, 0 found "

@@ -9,12 +9,15 @@ from random import Random
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from app.db.engine import make_sync_engine
 from app.flows.model import FlowDefinition
 from app.simulator import Screen, TwilioSigner, Verb
+from scripts._bench_floors import CALLS, constant_twiml, create_calls_table, database_floor_app, floor_app
 from scripts._bench_options import Config, parse
 from scripts._webhook_walks import Chooser, Hotline, Tally, cpu_seconds, peak_rss_mb, privacy_hits
-from scripts.bench_webhooks import floor_app, main, percentile
+from scripts.bench_webhooks import main, percentile
 
 NUMBER = "+51901234567"
 
@@ -44,12 +47,13 @@ def test_a_tiny_run_prints_the_table_with_no_error_and_no_number_found(
     )
     rimay = re.search(rf"^\| Rimay {row}$", printed, re.MULTILINE)
     floor = re.search(rf"^\| bare FastAPI floor {row}$", printed, re.MULTILINE)
+    database_floor = re.search(rf"^\| database floor \(one committed write\) {row}$", printed, re.MULTILINE)
     assert rimay is not None, printed
     assert floor is not None, printed
-    assert float(rimay[1].replace(",", "")) > 0
-    assert float(floor[1].replace(",", "")) > 0
-    assert rimay[4] == "0", printed  # no error on either app
-    assert floor[4] == "0", printed
+    assert database_floor is not None, printed
+    for app in (rimay, floor, database_floor):
+        assert float(app[1].replace(",", "")) > 0
+        assert app[4] == "0", printed  # no error on any of the three
     assert float(rimay[5]) > 0  # the worker's CPU time per step, read from /proc
     assert float(rimay[6]) > 0  # the callers' (this process)
     assert float(rimay[7]) == 0  # no PostgreSQL process served SQLite
@@ -59,7 +63,8 @@ def test_a_tiny_run_prints_the_table_with_no_error_and_no_number_found(
     assert "app/voice/endpoints.py" in graph.read_text()
     # As deployed, every prompt had audio: nothing was said in Spanish for want of a Quechua file.
     assert "no audio for flow" not in (tmp_path / "sqlite-1-rimay.log").read_text()
-    assert re.search(r"^ratio to the floor: throughput \d+\.\d\d, p99 \d+\.\d\dx$", printed, re.MULTILINE)
+    for ratio in ("ratio to the floor", "ratio to the database floor", "database floor to the floor"):
+        assert re.search(rf"^{ratio}: throughput \d+\.\d\d, p99 \d+\.\d\dx$", printed, re.MULTILINE), ratio
     walks = re.search(
         r"^walks: library (\d+), questions (\d+), sms (\d+), survey (\d+)", printed, re.MULTILINE
     )
@@ -71,7 +76,8 @@ def test_a_tiny_run_prints_the_table_with_no_error_and_no_number_found(
     log = (tmp_path / "sqlite-1-rimay.log").read_text()
     for webhook in ("/twilio/voice ", "/twilio/voice/sessions/", "/twilio/voice/status", "/twilio/sms "):
         assert f"POST {webhook}" in log, webhook
-    assert "POST /twilio/voice/sessions/floor/steps/1" in (tmp_path / "sqlite-1-floor.log").read_text()
+    for floor_log in ("sqlite-1-floor.log", "sqlite-1-database_floor.log"):
+        assert "POST /twilio/voice/sessions/floor/steps/1" in (tmp_path / floor_log).read_text()
 
 
 @pytest.mark.parametrize(
@@ -106,6 +112,34 @@ async def test_the_floor_answers_every_post_with_the_same_twiml() -> None:
     assert first.text == second.text
     assert "<Gather" in first.text
     assert first.headers["content-type"].startswith("application/xml")
+
+
+async def test_the_database_floor_commits_one_write_per_webhook_for_its_call(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_calls_table(database_url)
+    create_calls_table(database_url)  # already there: left as it is
+    monkeypatch.setenv("RIMAY_DATABASE_URL", database_url)
+    app = database_floor_app()
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://floor") as client,
+    ):
+        answers = [await client.post("/twilio/voice", data={"CallSid": sid}) for sid in ("CA1", "CA2", "CA1")]
+        missing = await client.post("/twilio/voice", data={"Digits": "1"})
+        empty = await client.post("/twilio/voice", data={"CallSid": ""})
+
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    assert answers[0].text == answers[2].text == constant_twiml()
+    assert (missing.status_code, empty.status_code) == (400, 400)
+    engine = make_sync_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(select(CALLS).order_by(CALLS.c.call_sid)).all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in rows] == [("CA1", 2), ("CA2", 1)]
 
 
 def test_a_single_process_reports_its_own_peak_rss_and_cpu_time() -> None:
