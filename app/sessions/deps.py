@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import State
 
 from app.broadcasts.deps import news_for
+from app.broadcasts.service import BroadcastService
 from app.cases.deps import case_line_for
 from app.recordings.service import RecordingService
 from app.sessions.service import ConversationService
@@ -19,10 +20,13 @@ from app.settings import Settings
 from app.stats.rollup import SessionStats
 
 
-def conversations_for(state: State, db: AsyncSession, *, recordings: bool) -> ConversationService:
+def conversations_for(
+    state: State, db: AsyncSession, *, recordings: bool, news: BroadcastService | None = None
+) -> ConversationService:
     """Sessions, with news, the two-way line and the statistics, on a unit of work.
 
     ``recordings``: whether spoken answers may arrive (voice), so a recording store is needed.
+    ``news``: the route's own news service, if it has one already (else one is built).
     """
     settings: Settings = state.settings
     stats = SessionStats(db, ZoneInfo(settings.stats_time_zone))
@@ -30,7 +34,7 @@ def conversations_for(state: State, db: AsyncSession, *, recordings: bool) -> Co
         db,
         state.flows,
         state.pseudonyms,
-        news_for(state, db),
+        news or news_for(state, db),
         RecordingService(db, settings) if recordings else None,
         case_line_for(state, db),
         stats,

@@ -27,13 +27,14 @@ MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
 async def _service(request: Request, db: SessionDep) -> SmsService:
     state = request.app.state
     settings: Settings = state.settings
+    news = news_for(state, db)  # one service for the keywords and the conversation's subscribe nodes
     context = SmsContext(
         flow=state.flows[settings.default_flow],
         idle=timedelta(minutes=settings.sms_idle_minutes),
         contacts=contacts_for(state, db),
-        news=news_for(state, db),
+        news=news,
     )
-    conversations = conversations_for(state, db, recordings=False)
+    conversations = conversations_for(state, db, recordings=False, news=news)
     return SmsService(db, conversations, context)
 
 
