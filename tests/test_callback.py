@@ -120,7 +120,8 @@ async def test_worker_places_exactly_one_call_and_deletes_the_number(
         sent = {k: v[0] for k, v in parse_qs(route.calls.last.request.content.decode()).items()}
         assert sent["To"] == NUMBER
         assert sent["From"] == HOTLINE
-        assert sent["Url"] == f"{callback_settings.public_base_url}/twilio/voice"
+        [row] = await _outbox(sessions)
+        assert sent["Url"] == f"{callback_settings.public_base_url}/twilio/voice?outbox={row.id}"
     finally:
         await worker.aclose()
     assert count_rows(database_url, "contacts") == 0

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from app.deps import SessionDep, SettingsDep
 from app.outbox.models import MessageStatus
+from app.outbox.sender import named_row
 from app.outbox.service import Outbox
 from app.webhooks.routes import GuardedRoute
 from app.webhooks.signature import TwilioForm
@@ -17,7 +18,6 @@ from app.webhooks.signature import TwilioForm
 log = logging.getLogger(__name__)
 MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
 ERROR_CODE = re.compile(r"^\d{1,6}$")
-OUTBOX_ID = re.compile(r"^[1-9]\d{0,17}$")
 REPORTED: dict[str, MessageStatus | None] = {
     "sent": MessageStatus.SENT,
     "delivered": MessageStatus.DELIVERED,
@@ -43,23 +43,25 @@ async def sms_status(
     """
     sid = form.get("MessageSid", "")
     reported = form.get("MessageStatus", "")
-    named = request.query_params.getlist("outbox")
-    if not MESSAGE_SID.match(sid) or reported not in REPORTED or not _one_id(named):
-        # Name the fields, never echo their values.
-        log.warning("malformed SMS status callback: MessageSid, MessageStatus or outbox invalid")
-        return JSONResponse({"error": "invalid_webhook"}, status_code=400)
+    try:
+        outbox_id = named_row(request.query_params.getlist("outbox"))
+    except ValueError:
+        return _malformed()
+    if not MESSAGE_SID.match(sid) or reported not in REPORTED:
+        return _malformed()
     code = form.get("ErrorCode", "")
     outbox = Outbox(db, settings)
     stored = await outbox.record_delivery(
         sid,
         REPORTED[reported],
         code if ERROR_CODE.match(code) else None,
-        outbox_id=int(named[0]) if named else None,
+        outbox_id=outbox_id,
     )
     await db.commit()
     return JSONResponse({"status": stored})
 
 
-def _one_id(named: list[str]) -> bool:
-    """No row named (a report for a message sent before ids were in the URL), or one well-formed id."""
-    return not named or (len(named) == 1 and OUTBOX_ID.match(named[0]) is not None)
+def _malformed() -> JSONResponse:
+    # Name the fields, never echo their values.
+    log.warning("malformed SMS status callback: MessageSid, MessageStatus or outbox invalid")
+    return JSONResponse({"error": "invalid_webhook"}, status_code=400)

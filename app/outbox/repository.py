@@ -170,18 +170,26 @@ class OutboxRepository:
         )
         return {str(sid): int(row_id) for sid, row_id in rows}
 
-    async def attach(self, message_id: int, sid: str, status: MessageStatus, error: str | None) -> bool:
-        """Give an SMS row without a sid the sid and status a report names; False if it has one (or none).
+    async def attach(
+        self,
+        message_id: int,
+        sid: str,
+        status: MessageStatus,
+        error: str | None,
+        kind: MessageKind = MessageKind.SMS,
+    ) -> bool:
+        """Give a row of ``kind`` without a sid the sid and status a webhook names; False if it has one
+        (or there is no such row).
 
         Whatever the row's status (sending, pending after a lost answer, failed as unknown, cancelled
-        since), the report proves Twilio took the message: the row is sent and no longer retried.
+        since), the webhook proves Twilio took the message or call: the row is sent and no longer retried.
         """
         now = utcnow()
         result = await self.db.execute(
             update(OutboxMessage)
             .where(
                 OutboxMessage.id == message_id,
-                OutboxMessage.kind == MessageKind.SMS,
+                OutboxMessage.kind == kind,
                 OutboxMessage.provider_sid.is_(None),
             )
             .values(

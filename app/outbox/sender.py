@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,9 +19,25 @@ CLOCK_SKEW = timedelta(seconds=60)
 """Twilio's clock (second precision) may trail ours; a lookup reaches back this far before the attempt."""
 
 
-def status_callback(base: str, message_id: int) -> str:
-    """The SMS status callback URL: the row id lets a report arriving before the sid find its row."""
-    return f"{base}{SMS_STATUS_PATH}?outbox={message_id}"
+OUTBOX_ID = re.compile(r"^[1-9]\d{0,17}$")
+
+
+def naming_row(url: str, message_id: int) -> str:
+    """A webhook URL Twilio is given for a row (``?outbox=ID``, signed with the rest of the URL): the row id
+    lets a report or a call-back's webhook that arrives before the worker recorded the sid find its row."""
+    return f"{url}?outbox={message_id}"
+
+
+def named_row(values: list[str]) -> int | None:
+    """The row a webhook's URL names (its ``outbox`` query values): None when it names none.
+
+    Raises ValueError for a malformed or repeated id (only a forged or mangled URL has one).
+    """
+    if not values:
+        return None
+    if len(values) != 1 or OUTBOX_ID.match(values[0]) is None:
+        raise ValueError("malformed outbox id")
+    return int(values[0])
 
 
 def _same_text(sent: str | None, body: str | None) -> bool:
@@ -58,14 +75,15 @@ class TwilioSender:
             if self.settings.twilio_messaging_service_sid:
                 sender["messaging_service_sid"] = self.settings.twilio_messaging_service_sid
             message = await self.client.messages.create_async(
-                to=number, body=job.body, status_callback=status_callback(base, job.id), **sender
+                to=number, body=job.body, status_callback=naming_row(base + SMS_STATUS_PATH, job.id), **sender
             )
             return str(message.sid)
         call = await self.client.calls.create_async(
             to=number,
             from_=self._caller_id(),
-            url=base + VOICE_PATH,
-            status_callback=base + VOICE_STATUS_PATH,
+            # Both name the row: if the worker never hears Twilio's answer, the call's own webhooks record it.
+            url=naming_row(base + VOICE_PATH, job.id),
+            status_callback=naming_row(base + VOICE_STATUS_PATH, job.id),
         )
         return str(call.sid)
 

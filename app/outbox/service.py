@@ -125,6 +125,23 @@ class Outbox:
         log.info("outbox %s: %s", row.id, status.value)
         return status.value
 
+    async def record_placed_call(self, outbox_id: int, call_sid: str) -> OutboxMessage | None:
+        """A call-back's own webhook names its row (``?outbox=ID``): record the CallSid if nothing has.
+
+        Twilio calls the hotline when the person answers, and posts the call's status when it ends, so this
+        settles a call-back whose create request timed out even when Twilio's call list lags. The row now
+        attached, or None: already recorded (the usual case) or a row that holds another call (logged).
+        """
+        if await self.rows.attach(outbox_id, call_sid, MessageStatus.SENT, None, MessageKind.CALL):
+            log.info("outbox %s: call-back recorded from its own webhook", outbox_id)
+            return await self.db.get(OutboxMessage, outbox_id)
+        row = await self.rows.by_sid(call_sid)
+        if row is None or row.id != outbox_id:
+            log.warning(
+                "outbox %s: a call's webhook names this row, which holds another call or none", outbox_id
+            )
+        return None
+
     async def _attach(
         self, outbox_id: int, sid: str, status: MessageStatus | None, error: str | None
     ) -> str | None:

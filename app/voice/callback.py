@@ -81,6 +81,14 @@ class CallbackService:
         log.info("call rejected for a call-back (outbox %s)", queued.id)
         return twiml
 
+    async def placed(self, outbox_id: int, call_sid: str) -> None:
+        """A call-back's webhook names its outbox row: record the call there if the worker could not (its
+        answer from Twilio was lost), and delete the number, as the worker does once a call-back is placed.
+        """
+        row = await self.outbox.record_placed_call(outbox_id, call_sid)
+        if row is not None and row.purpose == ContactPurpose.CALLBACK:
+            await self.contacts.drop_purpose(row.caller_id, ContactPurpose.CALLBACK)
+
     async def _called_back_since(self, caller_id: int, since: datetime) -> bool:
         """One call-back per caller per window, counting any not cancelled."""
         count = await self.db.scalar(

@@ -13,6 +13,7 @@ from app.contacts.deps import contacts_for
 from app.deps import SessionDep, SettingsDep
 from app.errors import CallNotFound, InvalidWebhook
 from app.flows.events import Digits, NoInput, Recording
+from app.outbox.sender import named_row
 from app.outbox.service import Outbox
 from app.privacy.pseudonym import normalize_e164
 from app.sessions.deps import conversations_for
@@ -63,6 +64,15 @@ def _outbound(form: dict[str, str]) -> bool:
     return form.get("Direction", "inbound").startswith("outbound")
 
 
+def _call_back_row(request: Request) -> int | None:
+    """The outbox row a call-back's URL names; a malformed one is ignored (the person is still answered)."""
+    try:
+        return named_row(request.query_params.getlist("outbox"))
+    except ValueError:
+        log.warning("call-back webhook with a malformed outbox id: the call is answered, no row recorded")
+        return None
+
+
 def _caller_number(form: dict[str, str]) -> str | None:
     """The caller's E.164 number (held in memory only): To for a call-back, else From."""
     return normalize_e164(form.get("To") if _outbound(form) else form.get("From"))
@@ -70,6 +80,7 @@ def _caller_number(form: dict[str, str]) -> str | None:
 
 @router.post("", summary="A call comes in")
 async def incoming_call(
+    request: Request,
     form: TwilioForm,
     settings: SettingsDep,
     conversations: Conversations,
@@ -78,7 +89,8 @@ async def incoming_call(
 ) -> Response:
     """Start the hotline flow for a new call (or replay the first answer on redelivery).
 
-    A call-back placed by the outbox arrives here too: then the caller is the number called (To).
+    A call-back placed by the outbox arrives here too: then the caller is the number called (To), and the
+    URL names the call-back's outbox row, which records the call if the worker could not.
     """
     call_sid = _call_sid(form)
     if "From" not in form:
@@ -89,6 +101,9 @@ async def incoming_call(
         rejected = await _reject_for_callback(call_sid, e164, settings, conversations, callbacks)
         if rejected is not None:
             return Response(rejected, media_type=TWIML)
+    outbox_id = _call_back_row(request) if outbound else None
+    if outbox_id is not None:
+        await callbacks.placed(outbox_id, call_sid)  # committed with the call's first step
     result = await conversations.begin(Channel.VOICE, call_sid, e164, settings.default_flow)
     if isinstance(result, Turn):
         log.info(
@@ -160,19 +175,30 @@ def _recording(form: dict[str, str]) -> Recording:
 
 
 @status_router.post("/status", summary="Call status callback")
-async def call_status(form: TwilioForm, conversations: Conversations) -> Response:
-    """Record call completion and duration."""
+async def call_status(
+    request: Request, form: TwilioForm, conversations: Conversations, callbacks: Callbacks
+) -> Response:
+    """Record call completion and duration; a call-back's URL names its outbox row, which records the call
+    if the worker could not (a call-back nobody answered never reaches `POST /twilio/voice`)."""
     call_sid = _call_sid(form)
     status = form.get("CallStatus", "")
     if not status or len(status) > 16:
         raise InvalidWebhook("CallStatus missing or malformed")
+    try:
+        outbox_id = named_row(request.query_params.getlist("outbox"))
+    except ValueError:
+        raise InvalidWebhook("outbox id malformed") from None
+    if outbox_id is not None:
+        await callbacks.placed(outbox_id, call_sid)
     raw_duration = form.get("CallDuration", "")
     duration = int(raw_duration) if raw_duration.isdigit() and len(raw_duration) < 9 else None
     try:
         await conversations.call_status(call_sid, status, duration)
     except CallNotFound:
-        # A call whose first webhook was turned away or missed the deadline: nothing to record. A 4xx would
-        # only show as an error in Twilio's debugger.
+        # A call whose first webhook was turned away or missed the deadline (or a call-back never answered):
+        # no session to record, but a call-back's row is. A 4xx would only show as an error in Twilio's
+        # debugger.
+        await conversations.db.commit()
         log.info("call %s: %s, but it was never answered here", call_sid, status)
         return Response(status_code=204)
     log.info("call %s: %s after %s s", call_sid, status, duration if duration is not None else "?")
