@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Made here, on the loop that serves the requests (an asyncio primitive belongs to one loop).
-        app.state.admission = Admission(settings.webhook_concurrency, settings.webhook_queue_seconds)
+        app.state.admission = Admission(settings.webhook_slots, settings.webhook_queue_seconds)
         yield
         await engine.dispose()
 

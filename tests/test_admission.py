@@ -254,3 +254,39 @@ def test_queue_and_deadline_must_fit_in_twilio_timeout(settings: Settings) -> No
     fields = settings.model_dump() | {"webhook_queue_seconds": 12, "webhook_deadline_seconds": 3}
     with pytest.raises(ValidationError, match="RIMAY_WEBHOOK_QUEUE_SECONDS"):
         Settings(**fields)
+
+
+@pytest.mark.parametrize(
+    ("database_url", "given", "slots"),
+    [
+        (None, None, 2),  # the embedded SQLite default
+        ("sqlite:///rimay.sqlite3", None, 2),
+        ("postgresql://rimay@db.internal/rimay", None, 8),
+        ("sqlite:///rimay.sqlite3", 5, 5),
+        ("postgresql://rimay@db.internal/rimay", 1, 1),
+    ],
+)
+def test_slots_default_to_sqlites_single_writer_unless_set(
+    settings: Settings, database_url: str | None, given: int | None, slots: int
+) -> None:
+    """SQLite writes one transaction at a time: more slots only make webhooks wait for its lock."""
+    fields = settings.model_dump() | {"database_url": database_url, "webhook_concurrency": given}
+    assert Settings(**fields).webhook_slots == slots
+
+
+@pytest.mark.parametrize("given", ["0", "-1", "1001", "eight", "2.5"])
+def test_bad_concurrency_is_refused_at_start(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    monkeypatch.setenv("RIMAY_WEBHOOK_CONCURRENCY", given)
+    with pytest.raises(ValidationError, match="webhook_concurrency"):
+        Settings(data_dir=settings.data_dir)
+
+
+async def test_the_served_app_takes_its_slots_from_the_database(settings: Settings) -> None:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        admission: Admission = app.state.admission
+        expected = 2 if settings.sqlalchemy_url.startswith("sqlite") else 8
+        assert admission._slots._value == expected
+    await app.state.engine.dispose()
