@@ -12,6 +12,7 @@ from app.sessions.models import CallSession, Interaction, WebhookDelivery
 
 # On the Table, not the mapped class: the ORM's bulk path costs more than the insert (every step writes).
 INSERT_INTERACTIONS = insert(table_of(Interaction))
+INSERT_DELIVERY = insert(table_of(WebhookDelivery))
 # Every webhook runs some of these: built once, with bound parameters, so SQLAlchemy neither rebuilds them
 # nor recomputes their cache key on each request.
 BY_PROVIDER_ID = select(CallSession).where(
@@ -66,6 +67,11 @@ class SessionRepository:
         """The caller's most recent active session on a channel, locked for this step."""
         return await self.db.scalar(LATEST_ACTIVE, {"caller_id": caller_id, "channel": channel})
 
-    def add_delivery(self, session_id: str, step: int, response: str) -> None:
-        """Stage the answer to a step; its primary key makes a second answer to the same step fail."""
-        self.db.add(WebhookDelivery(session_id=session_id, step=step, response=response))
+    async def add_delivery(self, session_id: str, step: int, response: str) -> None:
+        """Store the answer to a step now (one prebuilt insert, not a unit-of-work object); its primary key
+        makes a second answer to the same step fail here with IntegrityError. The session row must exist:
+        flush a new session first."""
+        connection = await self.db.connection()
+        await connection.execute(
+            INSERT_DELIVERY, {"session_id": session_id, "step": step, "response": response}
+        )

@@ -211,8 +211,8 @@ class ConversationService:
     async def commit(self, turn: Turn, response: str) -> str:
         """Store the answer with the step and commit; if another delivery won a race, send its answer."""
         session_id = turn.session.id  # read now: a rollback expires the session object
-        self.sessions.add_delivery(session_id, turn.number, response)
         try:
+            await self.sessions.add_delivery(session_id, turn.number, response)
             await self.db.commit()
         except IntegrityError:
             await self.db.rollback()
@@ -253,7 +253,10 @@ class ConversationService:
             # First: a profile answer describes the session, and so the interactions written below.
             await self.survey.record(session, step.events, flow)
             await self.stats.step(session, flow, step.events)
-        await self.db.flush()
+        if self.db.new:
+            # A new session (or survey run) must exist before the rows that refer to it; changes to existing
+            # rows wait for the commit's flush (one pass of the unit of work per step, not two).
+            await self.db.flush()
         await self.sessions.add_interactions(list(_interactions(session, number, step.events, before)))
 
 

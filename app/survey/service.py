@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.broadcasts.models import Subscription
@@ -28,6 +28,17 @@ from app.sessions.models import CallSession
 from app.survey.models import Answer, ConsentCount, SurveyRun
 
 PROFILE_FIELDS = ("gender", "age_band", "community")
+# Every survey answer looks up its run: built once, with bound parameters (building a query costs more
+# than running it).
+_OPEN_RUNS = select(SurveyRun).where(SurveyRun.flow_id == bindparam("flow_id"), SurveyRun.status == "open")
+CALLERS_OPEN_RUN = (
+    _OPEN_RUNS.where(SurveyRun.caller_id == bindparam("caller_id")).order_by(SurveyRun.id.desc()).limit(1)
+)
+SESSIONS_OPEN_RUN = (
+    _OPEN_RUNS.where(SurveyRun.last_session_id == bindparam("session_id"))
+    .order_by(SurveyRun.id.desc())
+    .limit(1)
+)
 
 
 class SurveyService:
@@ -74,21 +85,13 @@ class SurveyService:
                 await self._close_open(session, event.status)
 
     async def _open_run(self, caller_id: int, flow_id: str) -> SurveyRun | None:
-        return await self.db.scalar(
-            select(SurveyRun)
-            .where(SurveyRun.caller_id == caller_id, SurveyRun.flow_id == flow_id, SurveyRun.status == "open")
-            .order_by(SurveyRun.id.desc())
-            .limit(1)
-        )
+        return await self.db.scalar(CALLERS_OPEN_RUN, {"flow_id": flow_id, "caller_id": caller_id})
 
     async def _session_run(self, session: CallSession) -> SurveyRun | None:
         """The open run this session is answering (by caller, or by session for a withheld number)."""
-        query = select(SurveyRun).where(SurveyRun.flow_id == session.flow_id, SurveyRun.status == "open")
         if session.caller_id is not None:
-            query = query.where(SurveyRun.caller_id == session.caller_id)
-        else:
-            query = query.where(SurveyRun.last_session_id == session.id)
-        return await self.db.scalar(query.order_by(SurveyRun.id.desc()).limit(1))
+            return await self._open_run(session.caller_id, session.flow_id)
+        return await self.db.scalar(SESSIONS_OPEN_RUN, {"flow_id": session.flow_id, "session_id": session.id})
 
     async def _start_run(self, session: CallSession, survey: str) -> SurveyRun:
         now = utcnow()

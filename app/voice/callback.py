@@ -77,7 +77,7 @@ class CallbackService:
         )
         self.sessions.add(session)
         await self.db.flush()
-        self.sessions.add_delivery(session.id, 0, twiml)
+        await self.sessions.add_delivery(session.id, 0, twiml)
         log.info("call rejected for a call-back (outbox %s)", queued.id)
         return twiml
 
