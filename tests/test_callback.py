@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from urllib.parse import parse_qs
 
@@ -67,6 +68,28 @@ async def test_call_is_rejected_and_one_call_back_is_queued(
         contact = await db.scalar(select(Contact))
         assert contact is not None
         assert NUMBER[1:].encode() not in contact.ciphertext
+
+
+async def test_the_same_missed_call_delivered_at_once_is_rejected_alike_and_queued_once(
+    callback_settings: Settings,
+    client: httpx.AsyncClient,
+    signer: TwilioSigner,
+    flows: dict[str, FlowDefinition],
+    sessions: Sessions,
+    database_url: str,
+) -> None:
+    """Twilio redelivers while the first delivery is still at work: every copy gets the same <Reject> and
+    one call-back is queued (the caller's row, touched first, makes the copies wait for the first's commit;
+    then they find its session and replay its answer)."""
+    phone = _call(client, signer, flows)
+    answers = await asyncio.gather(*(phone.post("/twilio/voice", {}) for _ in range(6)))
+
+    assert {answer.status_code for answer in answers} == {200}
+    assert len({answer.text for answer in answers}) == 1
+    assert "<Reject" in answers[0].text
+    assert len(await _outbox(sessions)) == 1
+    assert count_rows(database_url, "sessions") == 1
+    assert count_rows(database_url, "contacts") == 1
 
 
 async def test_second_missed_call_in_the_window_is_answered(
