@@ -30,6 +30,20 @@ def call_back_fields(call_sid: str, **extra: str) -> dict[str, str]:
     return {"CallSid": call_sid, "Direction": "outbound-api", "From": HOTLINE, "To": NUMBER, **extra}
 
 
+async def both_webhooks(
+    client: httpx.AsyncClient,
+    signer: TwilioSigner,
+    flows: dict[str, FlowDefinition],
+    outbox: object,
+    sid: str,
+) -> tuple[httpx.Response, httpx.Response]:
+    """The call's two webhooks naming ``outbox``, signed: the person answers, then the call ends."""
+    phone = Call(client=client, signer=signer, flows=flows, caller=HOTLINE)
+    answer = await phone.post(f"{VOICE}?outbox={outbox}", call_back_fields(sid))
+    fields = call_back_fields(sid, CallStatus="completed")
+    return answer, await post_signed(client, signer, f"{STATUS}?outbox={outbox}", fields)
+
+
 async def lost_call_back(box: Outboxes) -> tuple[OutboxMessage, str, tuple[respx.Route, respx.Route]]:
     """A call-back Twilio placed while the worker's request timed out, and a call list that lags (empty)."""
     posts = box.twilio.post(CALLS_URL).mock(side_effect=box.fake.accepted_then_timed_out)
@@ -114,11 +128,7 @@ async def test_webhooks_of_a_call_back_the_worker_recorded_change_nothing(
     before = await box.one_row()
     [placed] = box.fake.sids("calls")
 
-    phone = Call(client=client, signer=signer, flows=flows, caller=HOTLINE)
-    answer = await phone.post(f"{VOICE}?outbox={row.id}", call_back_fields(placed))
-    ended = await post_signed(
-        client, signer, f"{STATUS}?outbox={row.id}", call_back_fields(placed, CallStatus="completed")
-    )
+    answer, ended = await both_webhooks(client, signer, flows, row.id, placed)
 
     assert parse_twiml(answer.text, flows).gather_action is not None
     assert ended.status_code == 204
@@ -146,10 +156,7 @@ async def test_a_webhook_naming_a_row_that_is_not_its_call_changes_nothing(
     target = {"other call": call_row.id, "no such row": 999_999, "an SMS row": sms_row.id}[named]
     stranger = "CA" + uuid.uuid4().hex
 
-    phone = Call(client=client, signer=signer, flows=flows, caller=HOTLINE)
-    answer = await phone.post(f"{VOICE}?outbox={target}", call_back_fields(stranger))
-    fields = call_back_fields(stranger, CallStatus="completed")
-    ended = await post_signed(client, signer, f"{STATUS}?outbox={target}", fields)
+    answer, ended = await both_webhooks(client, signer, flows, target, stranger)
 
     assert parse_twiml(answer.text, flows).gather_action is not None
     assert ended.status_code == 204
@@ -171,10 +178,7 @@ async def test_a_malformed_row_id_is_ignored_by_the_call_and_refused_by_the_stat
     caplog.set_level(logging.INFO)
     _, placed, _ = await lost_call_back(box)
 
-    phone = Call(client=client, signer=signer, flows=flows, caller=HOTLINE)
-    answer = await phone.post(f"{VOICE}?outbox={outbox}", call_back_fields(placed))
-    fields = call_back_fields(placed, CallStatus="completed")
-    ended = await post_signed(client, signer, f"{STATUS}?outbox={outbox}", fields)
+    answer, ended = await both_webhooks(client, signer, flows, outbox, placed)
 
     assert parse_twiml(answer.text, flows).gather_action is not None
     assert ended.status_code == 400
