@@ -21,9 +21,10 @@ log = logging.getLogger(__name__)
 PLACEHOLDERS = frozenset({"", "changeme", "change-me", "secret", "placeholder", "dev", "test", "xxx"})
 MIN_SECRET_LENGTH = 32
 TWILIO_TIMEOUT_SECONDS = 15
+"""Twilio waits this long for a webhook's answer, then plays its own (English) error."""
 WEBHOOK_SLOTS = 8
 SQLITE_WEBHOOK_SLOTS = 2
-"""Twilio waits this long for a webhook's answer, then plays its own (English) error."""
+"""Webhooks a worker works on at once by default (RIMAY_WEBHOOK_CONCURRENCY): SQLite has one writer."""
 
 
 class Environment(StrEnum):
