@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import Column, Insert, Integer, MetaData, String, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
+from starlette.types import Lifespan
 from twilio.twiml.voice_response import VoiceResponse
 
 from app.db.engine import is_sqlite, make_async_engine, make_sync_engine
@@ -38,14 +39,21 @@ def constant_twiml() -> str:
     return str(reply)
 
 
-def floor_app() -> FastAPI:
-    """The bare floor (uvicorn factory): every POST gets the constant TwiML."""
-    body = constant_twiml()
-    app = FastAPI()
+def _served(lifespan: Lifespan[FastAPI] | None = None) -> FastAPI:
+    """An app with the health check `serving` waits for before driving it."""
+    app = FastAPI(lifespan=lifespan)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    return app
+
+
+def floor_app() -> FastAPI:
+    """The bare floor (uvicorn factory): every POST gets the constant TwiML."""
+    body = constant_twiml()
+    app = _served()
 
     @app.post("/{path:path}")
     async def constant(path: str) -> Response:
@@ -88,11 +96,7 @@ def database_floor_app() -> FastAPI:
         yield
         await engine.dispose()
 
-    app = FastAPI(lifespan=lifespan)
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    app = _served(lifespan)
 
     @app.post("/{path:path}")
     async def step(path: str, request: Request) -> Response:
